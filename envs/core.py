@@ -1,0 +1,274 @@
+"""The batched core and its two faces (DESIGN §3).
+
+An environment writes its physics once, as a :class:`BatchCore`: state tensors with a leading batch
+dimension, advanced for the whole batch at once. :class:`SingleEnv` (a ``gymnasium.Env`` with numpy
+observations) and :class:`VectorEnv` (a ``gymnasium.vector.VectorEnv`` with torch tensors on the
+core's device) are thin faces over it and contain no physics.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from physrl.envs.rng import MAX_SEED, BatchRandom
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """Return ``value`` as an int, or raise naming the argument and the allowed range."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
+        raise ValueError(f"{name} must be {allowed}, got {value}")
+    return int(value)
+
+
+def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
+    """Return ``value`` if it is one of ``allowed``, else raise naming the argument."""
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+class BatchCore(ABC):
+    """Batched physics of one environment: all state has a leading batch dimension ``num_envs``.
+
+    Subclasses set ``single_observation_space`` and ``single_action_space`` in ``__init__`` and
+    implement :meth:`reset_envs`, :meth:`observe` and :meth:`advance`. Randomness comes only from
+    ``self.rng`` (one independent stream per sub-env); the horizon ``max_steps`` is enforced here
+    as truncation.
+    """
+
+    render_modes: ClassVar[tuple[str, ...]] = ("ansi",)
+    single_observation_space: spaces.Space
+    single_action_space: spaces.Space
+
+    def __init__(self, num_envs: int, device: torch.device | str, max_steps: int) -> None:
+        self.num_envs = check_int("num_envs", num_envs, 1)
+        self.device = torch.device(device)
+        self.max_steps = check_int("max_steps", max_steps, 1)
+        self.rng = BatchRandom(self.num_envs, self.device)
+        self.elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+
+    @abstractmethod
+    def reset_envs(self, index: torch.Tensor) -> None:
+        """Draw fresh initial states for the sub-envs in ``index`` (their streams are already restarted)."""
+
+    @abstractmethod
+    def observe(self) -> torch.Tensor:
+        """The current observation of every sub-env, as a new tensor (never a view of the state)."""
+
+    @abstractmethod
+    def advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Apply one step of validated actions to every sub-env: (reward, terminated, info).
+
+        ``info`` maps names to tensors with leading dimension ``num_envs``; a key ``"_name"`` holds
+        the bool mask of sub-envs for which ``"name"`` is valid (Gymnasium's vector convention).
+        """
+
+    def render_ansi(self, i: int) -> str:
+        """A text picture of sub-env ``i``."""
+        raise NotImplementedError
+
+    def render_rgb(self, i: int) -> np.ndarray:
+        """An RGB image (H, W, 3) uint8 of sub-env ``i``."""
+        raise NotImplementedError
+
+    def reset(self, index: torch.Tensor, seeds: torch.Tensor | None = None) -> None:
+        """Start a new episode in the sub-envs of ``index``, reseeding them when ``seeds`` is given."""
+        self.rng.start_episode(index, seeds)
+        self.elapsed[index] = 0
+        self.reset_envs(index)
+
+    def step(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """Advance every sub-env by one step: (reward, terminated, truncated, info)."""
+        reward, terminated, info = self.advance(actions)
+        self.elapsed += 1
+        truncated = self.elapsed >= self.max_steps
+        return reward, terminated, truncated, info
+
+    def check_actions(self, actions: Any) -> torch.Tensor:
+        """Validate a batch of actions against the action space; raise a clear error otherwise."""
+        space = self.single_action_space
+        actions = torch.as_tensor(actions, device=self.device)
+        expected = (self.num_envs, *space.shape)
+        if tuple(actions.shape) != expected:
+            raise ValueError(f"actions must have shape {expected} for {space}, got {tuple(actions.shape)}")
+        if isinstance(space, spaces.Discrete):
+            if actions.dtype.is_floating_point or actions.dtype.is_complex or actions.dtype == torch.bool:
+                raise TypeError(f"actions must be integers for {space}, got dtype {actions.dtype}")
+            actions = actions.to(torch.int64)
+            low, high = int(space.start), int(space.start + space.n - 1)
+            if bool(((actions < low) | (actions > high)).any()):
+                bad = actions[(actions < low) | (actions > high)][0].item()
+                raise ValueError(f"actions must be in [{low}, {high}] for {space}, got {bad}")
+            return actions - low
+        if isinstance(space, spaces.Box):
+            if not actions.dtype.is_floating_point:
+                raise TypeError(f"actions must be floating point for {space}, got dtype {actions.dtype}")
+            low = torch.as_tensor(space.low, device=self.device, dtype=actions.dtype)
+            high = torch.as_tensor(space.high, device=self.device, dtype=actions.dtype)
+            bad = ~torch.isfinite(actions) | (actions < low) | (actions > high)
+            if bool(bad.any()):
+                raise ValueError(f"actions must be finite and within [{space.low.min()}, {space.high.max()}] "
+                                 f"(no clipping is done), got {actions[bad][0].item()}")
+            return actions
+        raise NotImplementedError(f"no action check for {space}")
+
+
+def _check_seed(seed: Any) -> int:
+    return check_int("seed", seed, 0, MAX_SEED)
+
+
+class SingleEnv(gym.Env):
+    """The single-env face: a batch of one on the CPU, numpy observations, float rewards, bool flags."""
+
+    core_class: ClassVar[type[BatchCore]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.metadata = {"render_modes": list(cls.core_class.render_modes), "render_fps": 4}
+
+    def __init__(self, render_mode: str | None = None, **options: Any) -> None:
+        self.core = self.core_class(num_envs=1, device="cpu", **options)
+        if render_mode is not None:
+            check_choice("render_mode", render_mode, self.core.render_modes)
+        self.render_mode = render_mode
+        self.observation_space = self.core.single_observation_space
+        self.action_space = self.core.single_action_space
+        self._index = torch.zeros(1, dtype=torch.int64)
+        self._needs_reset = True
+        self._seeded = False
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
+        super().reset(seed=seed)
+        if seed is not None:
+            seeds = torch.tensor([_check_seed(seed)])
+        elif not self._seeded:
+            seeds = torch.tensor([int(self.np_random.integers(MAX_SEED))])
+        else:
+            seeds = None
+        self._seeded = True
+        self.core.reset(self._index, seeds)
+        self._needs_reset = False
+        return self._observation(), {}
+
+    def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
+        if self._needs_reset:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        try:
+            actions = self.core.check_actions(np.asarray(action)[None])
+        except (ValueError, TypeError) as error:
+            raise type(error)(f"action {action!r} is not valid for {self.action_space}: {error}") from None
+        reward, terminated, truncated, info = self.core.step(actions)
+        single_info = {}
+        for key, value in info.items():
+            if not key.startswith("_") and bool(info.get("_" + key, torch.ones(1, dtype=torch.bool))[0]):
+                single_info[key] = value[0].item() if value[0].dim() == 0 else value[0].cpu().numpy()
+        return self._observation(), float(reward[0]), bool(terminated[0]), bool(truncated[0]), single_info
+
+    def _observation(self) -> Any:
+        obs = self.core.observe()[0]
+        if isinstance(self.observation_space, spaces.Discrete):
+            return np.int64(obs.item())
+        return obs.cpu().numpy().astype(self.observation_space.dtype, copy=True)
+
+    def render(self) -> Any:
+        if self.render_mode == "ansi":
+            return self.core.render_ansi(0)
+        if self.render_mode == "rgb_array":
+            return self.core.render_rgb(0)
+        return None
+
+
+class VectorEnv(gym.vector.VectorEnv):
+    """The vector face: ``num_envs`` sub-envs as torch tensors on ``device``, autoreset on the next step.
+
+    Sub-env ``i`` of ``reset(seed=s)`` follows exactly the trajectory of a single env reset with
+    ``seed=s + i``. Actions are a tensor (or array) with leading dimension ``num_envs``.
+    """
+
+    core_class: ClassVar[type[BatchCore]]
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP,
+                        "render_modes": list(cls.core_class.render_modes), "render_fps": 4}
+
+    def __init__(self, num_envs: int = 1, device: torch.device | str = "cpu", render_mode: str | None = None,
+                 **options: Any) -> None:
+        self.core = self.core_class(num_envs=num_envs, device=device, **options)
+        self.num_envs = self.core.num_envs
+        self.device = self.core.device
+        if render_mode is not None:
+            check_choice("render_mode", render_mode, self.core.render_modes)
+        self.render_mode = render_mode
+        self.single_observation_space = self.core.single_observation_space
+        self.single_action_space = self.core.single_action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._all = torch.arange(self.num_envs, device=self.device)
+        self._autoreset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        self._started = False
+
+    def reset(self, *, seed: int | Sequence[int] | None = None,
+              options: dict | None = None) -> tuple[torch.Tensor, dict]:
+        """Reset all sub-envs (or those in ``options["reset_mask"]``); ``seed`` is an int or one per env."""
+        index = self._all
+        if options and "reset_mask" in options:
+            mask = torch.as_tensor(options["reset_mask"], device=self.device, dtype=torch.bool)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},), got {tuple(mask.shape)}")
+            index = mask.nonzero().squeeze(1)
+        if seed is None and not self._started:
+            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(2))
+        if seed is None:
+            seeds = None
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            seeds = torch.arange(self.num_envs, dtype=torch.int64) + _check_seed(seed)
+            _check_seed(int(seeds[-1]))
+            seeds = seeds.to(self.device)[index]
+        else:
+            seeds = [_check_seed(s) for s in seed]
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed must be an int or a list of {self.num_envs} ints, got {len(seeds)} seeds")
+            seeds = torch.tensor(seeds, dtype=torch.int64, device=self.device)[index]
+        self.core.reset(index, seeds)
+        self._autoreset[index] = False
+        self._started = True
+        return self.core.observe(), {}
+
+    def step(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        if not self._started:
+            raise gym.error.ResetNeeded("call reset() before step()")
+        actions = self.core.check_actions(actions)
+        reward, terminated, truncated, info = self.core.step(actions)
+        restarted = self._autoreset
+        valid = ~restarted
+        if bool(restarted.any()):
+            self.core.reset(restarted.nonzero().squeeze(1))
+            reward = reward.masked_fill(restarted, 0.0)
+            terminated = terminated & valid
+            truncated = truncated & valid
+        infos: dict[str, torch.Tensor] = {}
+        for key, value in info.items():
+            if not key.startswith("_"):
+                infos[key] = value
+                infos["_" + key] = info.get("_" + key, valid) & valid
+        self._autoreset = terminated | truncated
+        return self.core.observe(), reward, terminated, truncated, infos
+
+    def render(self) -> tuple[Any, ...] | None:
+        if self.render_mode == "ansi":
+            return tuple(self.core.render_ansi(i) for i in range(self.num_envs))
+        if self.render_mode == "rgb_array":
+            return tuple(self.core.render_rgb(i) for i in range(self.num_envs))
+        return None

@@ -1,0 +1,303 @@
+"""The treasure maze of Marquardt's course *Machine Learning for Physicists* (DESIGN §4.2).
+
+A robot walks an M×M grid (M odd, ≥ 5) with a wall border and collects K treasure chests within
+T steps. Actions (:data:`MOVES`): 0 stay, 1 up, 2 right, 3 down, 4 left. A move into a wall leaves
+the robot in place and costs ``wall_penalty``. Entering a cell that holds a chest pays +1; with
+``delete_chests`` the chest disappears (the episode terminates when none is left), otherwise it
+pays again on every step that ends there. Episodes are truncated after ``max_steps`` steps.
+
+**Maze generator** (ours, batched on the device): rooms sit at the cells with odd row and column,
+everything else starts as wall. The *sidewinder* algorithm then carves a perfect maze (a spanning
+tree of the rooms, so every free cell is connected and there are 2R² − 1 free cells for
+R = (M − 1)/2): the top row of rooms is one corridor; in every other row each room joins its east
+neighbour with probability ½, and every maximal run of joined rooms opens one passage north, from a
+uniformly chosen member of the run. The start is a uniformly random free cell (or ``start``), the
+K chests a uniformly random set of distinct other free cells. All draws come from the env's seeded
+stream, so a seed fixes the maze.
+
+Observations: ``obs_mode="image"`` gives float32 (3, M, M) planes (walls, chests, robot);
+``"position"`` gives the robot's cell index ``row * M + col`` (for tabular agents on a fixed maze).
+``fixed_maze=True`` keeps the walls and chests of the first seeded reset (or of ``maze_seed``,
+shared by every sub-env) and draws only a new start on later resets.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
+from physrl.envs.rng import BatchRandom
+
+#: Action table: index -> (d_row, d_col).
+MOVES: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (0, 1), (1, 0), (0, -1))
+ACTION_NAMES: tuple[str, ...] = ("stay", "up", "right", "down", "left")
+OBS_MODES = ("image", "position")
+
+
+@dataclass
+class MazeLayout:
+    """A maze as plain numpy/python data: walls (bool M×M), chests still present, start cell."""
+
+    walls: np.ndarray
+    chests: list[tuple[int, int]]
+    start: tuple[int, int]
+
+
+def free_cell_count(size: int) -> int:
+    """Number of free cells of every generated maze of side ``size`` (a spanning tree of R² rooms)."""
+    rooms = (size - 1) // 2
+    return 2 * rooms * rooms - 1
+
+
+def sidewinder_walls(coins: torch.Tensor, keys: torch.Tensor, size: int) -> torch.Tensor:
+    """Carve one perfect maze per batch element; ``coins`` and ``keys`` are uniform (n, R, R)."""
+    n, rooms = coins.shape[0], (size - 1) // 2
+    walls = torch.ones(n, size, size, dtype=torch.bool, device=coins.device)
+    walls[:, 1::2, 1::2] = False
+    east = coins < 0.5
+    east[:, 0, :] = True
+    east[:, :, -1] = False
+    walls[:, 1::2, 2:size - 1:2] &= ~east[:, :, :-1]
+    run_end = (~east).to(torch.int64)
+    run = torch.cumsum(run_end, dim=2) - run_end
+    group = torch.arange(n * rooms, device=coins.device).view(n, rooms, 1) * rooms + run
+    best = torch.full((n * rooms * rooms,), -1.0, dtype=keys.dtype, device=keys.device)
+    best = best.scatter_reduce(0, group.flatten(), keys.flatten(), "amax")
+    north = keys == best[group]
+    walls[:, 2:size - 1:2, 1::2] &= ~north[:, 1:, :]
+    return walls
+
+
+class MazeCore(BatchCore):
+    """Batched treasure maze: walls, chests and robot position for every sub-env."""
+
+    render_modes = ("ansi", "rgb_array")
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu", size: int = 11, n_chests: int = 10,
+                 max_steps: int = 40, delete_chests: bool = True, wall_penalty: float = 0.0,
+                 obs_mode: str = "image", fixed_maze: bool = False, maze_seed: int | None = None,
+                 start: tuple[int, int] | None = None) -> None:
+        super().__init__(num_envs, device, max_steps)
+        self.size = check_int("size", size, 5)
+        if size % 2 == 0:
+            raise ValueError(f"size must be odd (walls on even rows/columns, rooms on odd ones), got {size}")
+        self.n_chests = check_int("n_chests", n_chests, 1)
+        if n_chests > free_cell_count(size) - 1:
+            raise ValueError(f"n_chests must be at most {free_cell_count(size) - 1} (free cells of a {size}x{size} "
+                             f"maze minus the start), got {n_chests}")
+        self.delete_chests = bool(delete_chests)
+        if not np.isfinite(wall_penalty) or wall_penalty < 0:
+            raise ValueError(f"wall_penalty must be a finite number >= 0, got {wall_penalty}")
+        self.wall_penalty = float(wall_penalty)
+        self.obs_mode = check_choice("obs_mode", obs_mode, OBS_MODES)
+        self.fixed_maze = bool(fixed_maze)
+        if maze_seed is not None and not fixed_maze:
+            raise ValueError("maze_seed is only used with fixed_maze=True")
+        if start is not None:
+            start = tuple(start)
+            if (len(start) != 2 or any(not isinstance(c, (int, np.integer)) or c % 2 == 0 or not 0 < c < size
+                                       for c in start)):
+                raise ValueError(f"start must be a room cell (row, col) with odd coordinates in [1, {size - 2}], "
+                                 f"got {start}")
+        self.start = start
+        cells = size * size
+        if obs_mode == "image":
+            self.single_observation_space = spaces.Box(0.0, 1.0, (3, size, size), np.float32)
+        else:
+            self.single_observation_space = spaces.Discrete(cells)
+        self.single_action_space = spaces.Discrete(len(MOVES))
+        self._delta = torch.tensor([dr * size + dc for dr, dc in MOVES], device=self.device)
+        self.walls = torch.ones(self.num_envs, cells, dtype=torch.bool, device=self.device)
+        self.chests = torch.zeros(self.num_envs, cells, dtype=torch.bool, device=self.device)
+        self.position = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
+        self.start_cell = self.position.clone()
+        if fixed_maze:
+            self.maze_walls = self.walls.clone()
+            self.maze_chests = self.chests.clone()
+            if maze_seed is not None:
+                stream = BatchRandom(1, self.device)
+                stream.start_episode(torch.zeros(1, dtype=torch.int64, device=self.device),
+                                     torch.tensor([check_int("maze_seed", maze_seed, 0)]))
+                walls, chests, _ = self._draw_mazes(stream, None)
+                self.maze_walls[:], self.maze_chests[:] = walls, chests
+        self._maze_seed = maze_seed
+
+    def _draw_mazes(self, stream: BatchRandom, index: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+        """New walls, chests and start for the sub-envs in ``index`` from ``stream``."""
+        rooms = (self.size - 1) // 2
+        u = stream.uniform(index, (3, self.size, self.size))
+        walls = sidewinder_walls(u[:, 0, :rooms, :rooms], u[:, 1, :rooms, :rooms], self.size).flatten(1)
+        chests, start = self._place(u[:, 2].flatten(1), walls, torch.zeros_like(walls), self.n_chests)
+        return walls, chests, start
+
+    def _place(self, keys: torch.Tensor, walls: torch.Tensor, occupied: torch.Tensor, n_chests: int):
+        """Choose a start and ``n_chests`` chests on distinct free, unoccupied cells (smallest keys)."""
+        keys = keys.masked_fill(walls | occupied, 2.0)
+        if self.start is not None:
+            keys[:, self.start[0] * self.size + self.start[1]] = -1.0
+        chosen = torch.topk(keys, n_chests + 1, dim=1, largest=False, sorted=True).indices
+        chests = torch.zeros_like(walls).scatter_(1, chosen[:, 1:], True)
+        return chests, chosen[:, 0]
+
+    def reset_envs(self, index: torch.Tensor) -> None:
+        if not self.fixed_maze:
+            walls, chests, start = self._draw_mazes(self.rng, index)
+        else:
+            if self._maze_seed is None:
+                fresh = index[self.rng.episode[index] == 0]
+                if len(fresh):
+                    walls, chests, _ = self._draw_mazes(self.rng, fresh)
+                    self.maze_walls[fresh], self.maze_chests[fresh] = walls, chests
+            walls, chests = self.maze_walls[index], self.maze_chests[index]
+            keys = self.rng.uniform(index, (self.size * self.size,))
+            _, start = self._place(keys, walls, chests, 0)
+        self.walls[index], self.chests[index] = walls, chests
+        self.position[index], self.start_cell[index] = start, start
+
+    def observe(self) -> torch.Tensor:
+        if self.obs_mode == "position":
+            return self.position.clone()
+        robot = F.one_hot(self.position, self.size * self.size).to(torch.bool)
+        planes = torch.stack([self.walls, self.chests, robot], dim=1).to(torch.float32)
+        return planes.view(self.num_envs, 3, self.size, self.size)
+
+    def advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        target = self.position + self._delta[actions]
+        blocked = self.walls.gather(1, target[:, None]).squeeze(1)
+        self.position = torch.where(blocked, self.position, target)
+        here = self.position[:, None]
+        reward = self.chests.gather(1, here).squeeze(1).to(torch.float32)
+        if self.delete_chests:
+            self.chests.scatter_(1, here, False)
+            terminated = ~self.chests.any(dim=1)
+        else:
+            terminated = torch.zeros_like(blocked)
+        if self.wall_penalty:
+            reward = reward - self.wall_penalty * blocked.to(torch.float32)
+        return reward, terminated, {}
+
+    def layout(self, i: int = 0) -> MazeLayout:
+        """Walls, the chests still present and the episode's start cell of sub-env ``i``."""
+        walls = self.walls[i].view(self.size, self.size).cpu().numpy().copy()
+        chests = [divmod(int(c), self.size) for c in self.chests[i].nonzero().flatten().tolist()]
+        return MazeLayout(walls, chests, divmod(int(self.start_cell[i]), self.size))
+
+    def render_ansi(self, i: int) -> str:
+        grid = np.where(self.walls[i].view(self.size, self.size).cpu().numpy(), "#", ".")
+        grid[self.chests[i].view(self.size, self.size).cpu().numpy()] = "$"
+        grid[divmod(int(self.position[i]), self.size)] = "R"
+        return "\n".join("".join(row) for row in grid) + f"\nt={int(self.elapsed[i])}\n"
+
+    def render_rgb(self, i: int) -> np.ndarray:
+        return maze_image(self.layout(i), divmod(int(self.position[i]), self.size))
+
+
+def maze_image(layout: MazeLayout, robot: tuple[int, int] | None = None, cell: int = 12) -> np.ndarray:
+    """An RGB picture (uint8) of a maze: walls dark, chests gold, robot blue."""
+    size = layout.walls.shape[0]
+    image = np.full((size, size, 3), 235, dtype=np.uint8)
+    image[layout.walls] = (40, 40, 60)
+    for r, c in layout.chests:
+        image[r, c] = (230, 170, 20)
+    if robot is not None:
+        image[robot] = (30, 90, 220)
+    return np.repeat(np.repeat(image, cell, axis=0), cell, axis=1)
+
+
+def bfs_distances(walls: np.ndarray, source: tuple[int, int]) -> np.ndarray:
+    """Shortest walking distance from ``source`` to every cell (−1 where unreachable)."""
+    rows, cols = walls.shape
+    dist = np.full(walls.shape, -1, dtype=np.int64)
+    dist[source] = 0
+    queue = deque([source])
+    while queue:
+        r, c = queue.popleft()
+        for dr, dc in MOVES[1:]:
+            nr, nc = r + dr, c + dc
+            if 0 <= nr < rows and 0 <= nc < cols and not walls[nr, nc] and dist[nr, nc] < 0:
+                dist[nr, nc] = dist[r, c] + 1
+                queue.append((nr, nc))
+    return dist
+
+
+def optimal_return(layout: MazeLayout, max_steps: int, delete_chests: bool = True) -> int:
+    """Exact maximum return from ``layout.start`` within ``max_steps`` steps (no wall penalty).
+
+    With deleted chests: the largest set of chests that some visiting order collects in time,
+    by breadth-first distances and dynamic programming over chest subsets (Held–Karp):
+    ``best[S, j]`` = fewest steps that collect exactly the chests S, ending on chest j. Without
+    deletion every step ending on a chest pays, so the optimum walks to the nearest chest (d steps)
+    and stays: T − d + 1.
+    """
+    max_steps = check_int("max_steps", max_steps, 0)
+    points = [tuple(layout.start)] + [tuple(c) for c in layout.chests]
+    dist = np.array([[bfs_distances(layout.walls, p)[q] for q in points] for p in points], dtype=np.int64)
+    dist[dist < 0] = max_steps + 1
+    n = len(points) - 1
+    if n == 0:
+        return 0
+    if not delete_chests:
+        return max(0, max_steps - int(dist[0, 1:].min()) + 1)
+    too_far = max_steps + 1
+    between = dist[1:, 1:]
+    best = np.full((1 << n, n), too_far, dtype=np.int64)
+    best[1 << np.arange(n), np.arange(n)] = dist[0, 1:]
+    collected = 0
+    for subset in range(1, 1 << n):
+        steps = best[subset]
+        if steps.min() > max_steps:
+            continue
+        collected = max(collected, bin(subset).count("1"))
+        reach = (steps[:, None] + between).min(axis=0)
+        for k in range(n):
+            bit = 1 << k
+            if not subset & bit and reach[k] < best[subset | bit, k]:
+                best[subset | bit, k] = reach[k]
+    return collected
+
+
+def greedy_actions(observations: torch.Tensor) -> torch.Tensor:
+    """Nearest-chest planner on image observations (B, 3, M, M): step along a shortest path.
+
+    Distances to the nearest chest come from a batched breadth-first relaxation over the free
+    cells; ties go to the first action in :data:`MOVES`; with no chest left the robot stays.
+    """
+    walls, chests, robot = observations[:, 0] > 0.5, observations[:, 1] > 0.5, observations[:, 2] > 0.5
+    far = walls.shape[1] * walls.shape[2]
+    dist = torch.where(chests, 0, far).to(torch.int64)
+    dist = dist.masked_fill(walls, far)
+    for step in range(far):
+        padded = F.pad(dist, (1, 1, 1, 1), value=far)
+        neighbours = torch.stack([padded[:, :-2, 1:-1], padded[:, 1:-1, 2:], padded[:, 2:, 1:-1],
+                                  padded[:, 1:-1, :-2]]).amin(0)
+        relaxed = torch.minimum(dist, neighbours + 1).masked_fill(walls, far)
+        if step % 8 == 7 and torch.equal(relaxed, dist):
+            break
+        dist = relaxed
+    padded = F.pad(dist, (1, 1, 1, 1), value=far)
+    options = torch.stack([padded[:, 1:-1, 1:-1], padded[:, :-2, 1:-1], padded[:, 1:-1, 2:],
+                           padded[:, 2:, 1:-1], padded[:, 1:-1, :-2]], dim=1)
+    cell = robot.flatten(1).to(torch.float32).argmax(dim=1)
+    at_robot = options.flatten(2).gather(2, cell[:, None, None].expand(-1, len(MOVES), 1)).squeeze(2)
+    return at_robot.argmin(dim=1)
+
+
+class TreasureMazeEnv(SingleEnv):
+    __doc__ = "TreasureMaze-v0, single-env face.\n\n" + __doc__
+    core_class = MazeCore
+
+    @property
+    def layout(self) -> MazeLayout:
+        """Walls (bool M×M), the chests still present, and this episode's start cell."""
+        return self.core.layout(0)
+
+
+class TreasureMazeVectorEnv(VectorEnv):
+    __doc__ = "TreasureMaze-v0, vector face.\n\n" + __doc__
+    core_class = MazeCore

@@ -1,0 +1,1 @@
+"""physrl training: command line, training loops, logging, checkpoints, benchmarks."""
