@@ -56,18 +56,23 @@ def free_cell_count(size: int) -> int:
 
 
 def sidewinder_walls(coins: torch.Tensor, keys: torch.Tensor, size: int) -> torch.Tensor:
-    """Carve one perfect maze per batch element; ``coins`` and ``keys`` are uniform (n, R, R)."""
+    """Carve one perfect maze per batch element.
+
+    ``coins`` (bool, n×R×R) says which rooms join their east neighbour; ``keys`` (random 32-bit
+    integers, n×R×R) choose the room of each run that opens north (largest key, ties broken by column).
+    """
     n, rooms = coins.shape[0], (size - 1) // 2
     walls = torch.ones(n, size, size, dtype=torch.bool, device=coins.device)
     walls[:, 1::2, 1::2] = False
-    east = coins < 0.5
+    east = coins.clone()
     east[:, 0, :] = True
     east[:, :, -1] = False
     walls[:, 1::2, 2:size - 1:2] &= ~east[:, :, :-1]
     run_end = (~east).to(torch.int64)
     run = torch.cumsum(run_end, dim=2) - run_end
     group = torch.arange(n * rooms, device=coins.device).view(n, rooms, 1) * rooms + run
-    best = torch.full((n * rooms * rooms,), -1.0, dtype=keys.dtype, device=keys.device)
+    keys = keys * rooms + torch.arange(rooms, device=keys.device)
+    best = torch.full((n * rooms * rooms,), -1, dtype=keys.dtype, device=keys.device)
     best = best.scatter_reduce(0, group.flatten(), keys.flatten(), "amax")
     north = keys == best[group]
     walls[:, 2:size - 1:2, 1::2] &= ~north[:, 1:, :]
@@ -130,17 +135,24 @@ class MazeCore(BatchCore):
 
     def _draw_mazes(self, stream: BatchRandom, index: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """New walls, chests and start for the sub-envs in ``index`` from ``stream``."""
-        rooms = (self.size - 1) // 2
-        u = stream.uniform(index, (3, self.size, self.size))
-        walls = sidewinder_walls(u[:, 0, :rooms, :rooms], u[:, 1, :rooms, :rooms], self.size).flatten(1)
-        chests, start = self._place(u[:, 2].flatten(1), walls, torch.zeros_like(walls), self.n_chests)
+        rooms, cells = (self.size - 1) // 2, self.size * self.size
+        bits = stream.bits(index, (2 * rooms * rooms + cells,))
+        coins, keys = bits[:, :2 * rooms * rooms].view(-1, 2, rooms, rooms).unbind(1)
+        walls = sidewinder_walls(coins < 2**31, keys, self.size).flatten(1)
+        chests, start = self._place(bits[:, -cells:], walls, torch.zeros_like(walls), self.n_chests)
         return walls, chests, start
 
     def _place(self, keys: torch.Tensor, walls: torch.Tensor, occupied: torch.Tensor, n_chests: int):
-        """Choose a start and ``n_chests`` chests on distinct free, unoccupied cells (smallest keys)."""
-        keys = keys.masked_fill(walls | occupied, 2.0)
+        """Choose a start and ``n_chests`` chests on distinct free, unoccupied cells.
+
+        ``keys`` are random 32-bit integers; the cells with the smallest keys win, ties broken by
+        cell index so that the choice is unique on every device.
+        """
+        cells = keys.shape[1]
+        keys = keys * cells + torch.arange(cells, device=keys.device)
+        keys = keys.masked_fill(walls | occupied, 2**62)
         if self.start is not None:
-            keys[:, self.start[0] * self.size + self.start[1]] = -1.0
+            keys[:, self.start[0] * self.size + self.start[1]] = -1
         chosen = torch.topk(keys, n_chests + 1, dim=1, largest=False, sorted=True).indices
         chests = torch.zeros_like(walls).scatter_(1, chosen[:, 1:], True)
         return chests, chosen[:, 0]
@@ -155,7 +167,7 @@ class MazeCore(BatchCore):
                     walls, chests, _ = self._draw_mazes(self.rng, fresh)
                     self.maze_walls[fresh], self.maze_chests[fresh] = walls, chests
             walls, chests = self.maze_walls[index], self.maze_chests[index]
-            keys = self.rng.uniform(index, (self.size * self.size,))
+            keys = self.rng.bits(index, (self.size * self.size,))
             _, start = self._place(keys, walls, chests, 0)
         self.walls[index], self.chests[index] = walls, chests
         self.position[index], self.start_cell[index] = start, start
@@ -163,8 +175,10 @@ class MazeCore(BatchCore):
     def observe(self) -> torch.Tensor:
         if self.obs_mode == "position":
             return self.position.clone()
-        robot = F.one_hot(self.position, self.size * self.size).to(torch.bool)
-        planes = torch.stack([self.walls, self.chests, robot], dim=1).to(torch.float32)
+        planes = torch.zeros(self.num_envs, 3, self.size * self.size, device=self.device)
+        planes[:, 0] = self.walls
+        planes[:, 1] = self.chests
+        planes[:, 2].scatter_(1, self.position[:, None], 1.0)
         return planes.view(self.num_envs, 3, self.size, self.size)
 
     def advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:

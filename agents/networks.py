@@ -1,0 +1,191 @@
+"""Networks and action distributions shared by the deep agents.
+
+* :class:`MLP` — for Discrete observations (one-hot encoded) and flat Box observations;
+* :class:`CNN` — for image observations (C, H, W), e.g. the maze's (3, M, M) planes;
+* :class:`ActionMapNet` — the course's maze network: four 3×3 convolutions of 10 channels with elu,
+  a final 3×3 convolution to one channel per output, read at the robot's cell;
+* :class:`CategoricalHead` / :class:`GaussianHead` — sampling with a ``torch.Generator``, log-probs,
+  entropies; the Gaussian's mean is squashed into the action box and samples are clipped to it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from gymnasium import spaces
+from torch import nn
+
+NETWORKS = ("auto", "mlp", "cnn", "action_map")
+
+
+def init_layer(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
+    """Orthogonal weights with ``gain``, zero bias."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class MLP(nn.Module):
+    """Fully connected tanh network; a Discrete observation (B,) of ints is one-hot encoded first."""
+
+    def __init__(self, observation_space: spaces.Space, out_dim: int, hidden_sizes: Sequence[int],
+                 out_gain: float = 1.0) -> None:
+        super().__init__()
+        if isinstance(observation_space, spaces.Discrete):
+            self.one_hot, in_dim = int(observation_space.n), int(observation_space.n)
+        else:
+            self.one_hot, in_dim = 0, int(np.prod(observation_space.shape))
+        layers: list[nn.Module] = []
+        for width in hidden_sizes:
+            layers += [init_layer(nn.Linear(in_dim, width)), nn.Tanh()]
+            in_dim = width
+        layers.append(init_layer(nn.Linear(in_dim, out_dim), out_gain))
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.one_hot:
+            x = F.one_hot(obs.long(), self.one_hot).to(torch.float32)
+        else:
+            x = obs.flatten(1).to(torch.float32)
+        return self.body(x)
+
+
+class CNN(nn.Module):
+    """Three 3×3 convolutions (the last two with stride 2), then a hidden layer of ``hidden_sizes[0]``."""
+
+    def __init__(self, observation_space: spaces.Box, out_dim: int, hidden_sizes: Sequence[int],
+                 out_gain: float = 1.0, channels: Sequence[int] = (32, 64, 64)) -> None:
+        super().__init__()
+        c, h, w = observation_space.shape
+        convs: list[nn.Module] = []
+        for i, width in enumerate(channels):
+            convs += [init_layer(nn.Conv2d(c, width, 3, stride=1 if i == 0 else 2, padding=1)), nn.ReLU()]
+            c = width
+        self.convs = nn.Sequential(*convs, nn.Flatten())
+        with torch.no_grad():
+            flat = self.convs(torch.zeros(1, *observation_space.shape)).shape[1]
+        hidden = hidden_sizes[0] if hidden_sizes else 256
+        self.head = nn.Sequential(init_layer(nn.Linear(flat, hidden)), nn.ReLU(),
+                                  init_layer(nn.Linear(hidden, out_dim), out_gain))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.convs(obs.to(torch.float32)))
+
+
+class ActionMapNet(nn.Module):
+    """The course's convolutional "action map": one output map per action, read at the robot's cell.
+
+    The robot's cell is the argmax of observation channel ``robot_channel`` (2 for the maze).
+    """
+
+    def __init__(self, observation_space: spaces.Box, out_dim: int, out_gain: float = 1.0,
+                 channels: int = 10, layers: int = 4, robot_channel: int = 2) -> None:
+        super().__init__()
+        c = observation_space.shape[0]
+        convs: list[nn.Module] = []
+        for _ in range(layers):
+            convs += [init_layer(nn.Conv2d(c, channels, 3, padding=1), 1.0), nn.ELU()]
+            c = channels
+        convs.append(init_layer(nn.Conv2d(c, out_dim, 3, padding=1), out_gain))
+        self.convs = nn.Sequential(*convs)
+        self.robot_channel = robot_channel
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        maps = self.convs(obs.to(torch.float32)).flatten(2)
+        cell = obs[:, self.robot_channel].flatten(1).argmax(dim=1)
+        return maps.gather(2, cell[:, None, None].expand(-1, maps.shape[1], 1)).squeeze(2)
+
+
+def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidden_sizes: Sequence[int],
+                  out_gain: float = 1.0) -> nn.Module:
+    """A network of ``kind`` (one of :data:`NETWORKS`) from ``observation_space`` to ``out_dim`` outputs.
+
+    ``"auto"`` picks the CNN for image observations (a Box of rank 3) and the MLP otherwise.
+    """
+    if kind not in NETWORKS:
+        raise ValueError(f"network must be one of {list(NETWORKS)}, got {kind!r}")
+    is_image = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3
+    if kind == "auto":
+        kind = "cnn" if is_image else "mlp"
+    if kind in ("cnn", "action_map") and not is_image:
+        raise ValueError(f"network={kind!r} needs image observations (C, H, W), got {observation_space}")
+    if kind == "mlp" and not isinstance(observation_space, (spaces.Discrete, spaces.Box)):
+        raise TypeError(f"network='mlp' needs a Discrete or Box observation space, got {observation_space}")
+    if kind == "cnn":
+        return CNN(observation_space, out_dim, hidden_sizes, out_gain)
+    if kind == "action_map":
+        return ActionMapNet(observation_space, out_dim, out_gain)
+    return MLP(observation_space, out_dim, hidden_sizes, out_gain)
+
+
+class CategoricalHead(nn.Module):
+    """Categorical distribution over ``n`` actions from logits."""
+
+    def __init__(self, n: int) -> None:
+        super().__init__()
+        self.n = n
+        self.out_dim = n
+
+    def sample(self, out: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """(action for the env, action to learn from) — the same for a Categorical."""
+        action = torch.multinomial(F.softmax(out, dim=-1), 1, generator=generator).squeeze(-1)
+        return action, action
+
+    def mode(self, out: torch.Tensor) -> torch.Tensor:
+        return out.argmax(dim=-1)
+
+    def log_prob_entropy(self, out: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        log_p = F.log_softmax(out, dim=-1)
+        return log_p.gather(-1, action.long()[..., None]).squeeze(-1), -(log_p.exp() * log_p).sum(-1)
+
+
+class GaussianHead(nn.Module):
+    """Diagonal Gaussian for a Box action space: mean = box centre + half-width · tanh(output).
+
+    Samples are clipped to the box before they reach the env (never an invalid action); the
+    log-probability is that of the unclipped sample, which is what the policy gradient needs.
+    """
+
+    def __init__(self, space: spaces.Box, log_std_init: float) -> None:
+        super().__init__()
+        if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))):
+            raise ValueError(f"the Gaussian head needs a bounded Box action space, got {space}")
+        self.shape = space.shape
+        self.out_dim = int(np.prod(space.shape))
+        self.register_buffer("low", torch.as_tensor(space.low, dtype=torch.float32).flatten())
+        self.register_buffer("high", torch.as_tensor(space.high, dtype=torch.float32).flatten())
+        self.log_std = nn.Parameter(torch.full((self.out_dim,), float(log_std_init)))
+
+    def _mean(self, out: torch.Tensor) -> torch.Tensor:
+        return (self.high + self.low) / 2 + (self.high - self.low) / 2 * torch.tanh(out)
+
+    def _to_env(self, flat: torch.Tensor) -> torch.Tensor:
+        return torch.minimum(torch.maximum(flat, self.low), self.high).view(-1, *self.shape)
+
+    def sample(self, out: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        noise = torch.randn(out.shape, generator=generator, device=out.device, dtype=out.dtype)
+        raw = self._mean(out) + self.log_std.exp() * noise
+        return self._to_env(raw), raw
+
+    def mode(self, out: torch.Tensor) -> torch.Tensor:
+        return self._to_env(self._mean(out))
+
+    def log_prob_entropy(self, out: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        std = self.log_std.exp()
+        z = (action - self._mean(out)) / std
+        log_p = (-0.5 * z * z - self.log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        entropy = (self.log_std + 0.5 * math.log(2 * math.pi * math.e)).sum().expand(log_p.shape)
+        return log_p, entropy
+
+
+def build_head(action_space: spaces.Space, log_std_init: float) -> CategoricalHead | GaussianHead:
+    """Categorical head for Discrete actions, Gaussian head for Box actions."""
+    if isinstance(action_space, spaces.Discrete):
+        return CategoricalHead(int(action_space.n))
+    if isinstance(action_space, spaces.Box):
+        return GaussianHead(action_space, log_std_init)
+    raise TypeError(f"the action space must be Discrete or Box, got {action_space}")

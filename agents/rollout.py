@@ -1,0 +1,156 @@
+"""On-device rollout collection for the vector face, returns and advantages (shared by every agent).
+
+The vector face autoresets on the *next* step (Gymnasium's NEXT_STEP mode): the step after an
+episode ends ignores its action, returns the reset observation with reward 0 and both flags False.
+:class:`Rollout` marks that transition invalid (``Batch.valid``) so that no agent learns from it.
+The time limit is part of every physrl task, so truncation ends a return like termination does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+
+from physrl.envs.core import VectorEnv
+
+#: ``policy(obs) -> (actions for env.step, tensors to store per step)``.
+Policy = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+@dataclass
+class Batch:
+    """``num_steps`` steps of ``num_envs`` sub-envs; every tensor has leading dims (T, B)."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    rewards: torch.Tensor
+    dones: torch.Tensor
+    valid: torch.Tensor
+    extras: dict[str, torch.Tensor]
+    last_obs: torch.Tensor
+    episode_returns: torch.Tensor
+    episode_lengths: torch.Tensor
+
+    @property
+    def next_obs(self) -> torch.Tensor:
+        """The observation after each step (the final observation where an episode ended)."""
+        return torch.cat([self.obs[1:], self.last_obs[None]])
+
+    @property
+    def complete(self) -> torch.Tensor:
+        """Steps whose episode ends within the batch, so that their reward-to-go is exact."""
+        return self.dones.flip(0).cummax(0).values.flip(0)
+
+    def episode_stats(self) -> dict[str, list]:
+        """Returns and lengths of the episodes that ended in this batch (one host sync)."""
+        return {"episodic_return": self.episode_returns[self.dones].tolist(),
+                "episodic_length": self.episode_lengths[self.dones].tolist()}
+
+
+class Rollout:
+    """Collects consecutive fixed-length batches from a vector env, carrying episodes across batches.
+
+    The first :meth:`collect` resets the env with ``seed``. :meth:`state_dict` includes the env's
+    own state (every tensor of its batched core and random streams), so that a resumed run continues
+    exactly where the saved one stopped.
+    """
+
+    def __init__(self, envs: VectorEnv, seed: int) -> None:
+        if not hasattr(envs, "core") or getattr(envs, "metadata", {}).get("autoreset_mode") is None:
+            raise TypeError(f"envs must be a physrl vector env (gym.make_vec('physrl/...')), got {type(envs).__name__}")
+        self.envs, self.seed = envs, seed
+        n, device = envs.num_envs, envs.device
+        self.obs: torch.Tensor | None = None
+        self.prev_done = torch.zeros(n, dtype=torch.bool, device=device)
+        self.running_return = torch.zeros(n, dtype=torch.float32, device=device)
+        self.running_length = torch.zeros(n, dtype=torch.int64, device=device)
+
+    def collect(self, num_steps: int, policy: Policy) -> Batch:
+        """Step every sub-env ``num_steps`` times with ``policy``; no host synchronisation."""
+        if self.obs is None:
+            self.obs, _ = self.envs.reset(seed=self.seed)
+        obs_buf, action_buf, extra_bufs = [], [], {}
+        rewards, dones, valid, returns, lengths = [], [], [], [], []
+        for _ in range(num_steps):
+            obs_buf.append(self.obs)
+            valid.append(~self.prev_done)
+            actions, extras = policy(self.obs)
+            action_buf.append(actions)
+            for key, value in extras.items():
+                extra_bufs.setdefault(key, []).append(value)
+            self.obs, reward, terminated, truncated, _ = self.envs.step(actions)
+            done = terminated | truncated
+            reward = reward.to(torch.float32)
+            self.running_return += reward
+            self.running_length += valid[-1]
+            rewards.append(reward)
+            dones.append(done)
+            returns.append(self.running_return.clone())
+            lengths.append(self.running_length.clone())
+            self.running_return.masked_fill_(done, 0.0)
+            self.running_length.masked_fill_(done, 0)
+            self.prev_done = done
+        return Batch(torch.stack(obs_buf), torch.stack(action_buf), torch.stack(rewards), torch.stack(dones),
+                     torch.stack(valid), {k: torch.stack(v) for k, v in extra_bufs.items()}, self.obs,
+                     torch.stack(returns), torch.stack(lengths))
+
+    def state_dict(self) -> dict[str, Any]:
+        core = self.envs.core
+        state = {"obs": self.obs, "prev_done": self.prev_done, "running_return": self.running_return,
+                 "running_length": self.running_length, "num_envs": self.envs.num_envs}
+        state["core"] = {k: v for k, v in vars(core).items() if isinstance(v, torch.Tensor)}
+        state["core_rng"] = {k: v for k, v in vars(core.rng).items() if isinstance(v, torch.Tensor)}
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the rollout and the env; with a different ``num_envs`` the env restarts from ``seed``."""
+        device = self.envs.device
+        if state["num_envs"] != self.envs.num_envs or state["obs"] is None:
+            self.obs = None
+            return
+        core = self.envs.core
+        for name, value in state["core"].items():
+            setattr(core, name, value.to(device))
+        for name, value in state["core_rng"].items():
+            setattr(core.rng, name, value.to(device))
+        self.obs = state["obs"].to(device)
+        self.prev_done = state["prev_done"].to(device)
+        self.running_return = state["running_return"].to(device)
+        self.running_length = state["running_length"].to(device)
+        # The vector face must autoreset exactly the sub-envs whose episode ended on the last step.
+        self.envs._autoreset = self.prev_done.clone()
+        self.envs._started = True
+
+
+def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,
+                       bootstrap: torch.Tensor) -> torch.Tensor:
+    """Reward-to-go G_t = r_t + γ G_{t+1}, cut where an episode ends; ``bootstrap`` (B,) follows the last step."""
+    out = torch.empty_like(rewards)
+    future = bootstrap
+    for t in reversed(range(rewards.shape[0])):
+        future = rewards[t] + gamma * future * ~dones[t]
+        out[t] = future
+    return out
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, dones: torch.Tensor, last_value: torch.Tensor,
+        gamma: float, lam: float) -> torch.Tensor:
+    """Generalised advantage estimates (Schulman et al. 2016); λ = 1 gives reward-to-go minus V."""
+    out = torch.empty_like(rewards)
+    advantage = torch.zeros_like(last_value)
+    next_value = last_value
+    for t in reversed(range(rewards.shape[0])):
+        alive = ~dones[t]
+        delta = rewards[t] + gamma * next_value * alive - values[t]
+        advantage = delta + gamma * lam * alive * advantage
+        out[t] = advantage
+        next_value = values[t]
+    return out
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``x`` over the entries where ``mask`` is true (0 if there are none), without a host sync."""
+    mask = mask.to(x.dtype)
+    return (x * mask).sum() / mask.sum().clamp(min=1.0)

@@ -1,0 +1,188 @@
+"""``physrl bench``: env-steps per second of the vector faces against what a user would otherwise run.
+
+Every measurement warms up first, then steps with random actions (generated on the device for the
+vector face) for a fixed wall-clock budget. Steps in which a sub-env only autoresets (Gymnasium's
+NEXT_STEP mode) are not counted. One JSON object per line, and the ratios measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import time
+from typing import Any, Callable, Iterator
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import physrl.envs  # noqa: F401  (registers the environments)
+from physrl.envs import ENVIRONMENTS
+
+SIZES = [1, 64, 1024, 4096, 16384, 65536]
+QUICK_SIZES = [1, 64, 1024]
+#: Beyond these sizes the single-env alternatives take minutes to build (sync) or one process per env (async).
+MAX_SYNC, MAX_ASYNC = 4096, 64
+#: Quantum envs get a reference loop of QuTiP operations: env id -> module under physrl.training.
+QUTIP_LOOPS = {"physrl/QubitErrorCorrection-v0": "qutip_qec", "physrl/OscillatorStatePrep-v0": "qutip_oscillator"}
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def tensor_bytes(obj: Any) -> int:
+    """Bytes held by the tensors among an object's attributes (one level of dicts and lists)."""
+    total = 0
+    for value in vars(obj).values():
+        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
+        total += sum(v.numel() * v.element_size() for v in items if isinstance(v, torch.Tensor))
+    return total
+
+
+def device_action_sampler(space: gym.Space, num_envs: int, device: torch.device) -> Callable[[], torch.Tensor]:
+    generator = torch.Generator(device=device).manual_seed(0)
+    if isinstance(space, gym.spaces.Discrete):
+        return lambda: torch.randint(int(space.start), int(space.start + space.n), (num_envs,),
+                                     device=device, generator=generator)
+    low = torch.as_tensor(space.low, device=device)
+    width = torch.as_tensor(space.high - space.low, device=device)
+    return lambda: low + width * torch.rand((num_envs, *space.shape), device=device, generator=generator)
+
+
+def time_loop(step: Callable[[], Any], seconds: float, device: torch.device, warmup: int = 3) -> tuple[float, int]:
+    """Run ``step`` (returning the number of counted env-steps) for ``seconds``; return (steps/s, calls)."""
+    for _ in range(warmup):
+        step()
+    synchronize(device)
+    counted, calls = 0, 0
+    start = time.perf_counter()
+    while True:
+        counted = counted + step()
+        calls += 1
+        if calls % 4 == 0 and time.perf_counter() - start > seconds:
+            break
+    synchronize(device)
+    elapsed = time.perf_counter() - start
+    return float(counted) / elapsed, calls
+
+
+def bench_vector(env_id: str, num_envs: int, device: torch.device, seconds: float) -> dict:
+    envs = gym.make_vec(env_id, num_envs=num_envs, device=device)
+    envs.reset(seed=0)
+    sample = device_action_sampler(envs.single_action_space, num_envs, device)
+    done = torch.zeros(num_envs, dtype=torch.bool, device=device)
+
+    def step() -> torch.Tensor:
+        nonlocal done
+        counted = (~done).sum()
+        _, _, terminated, truncated, _ = envs.step(sample())
+        done = terminated | truncated
+        return counted
+
+    rate, _ = time_loop(step, seconds, device)
+    return {"steps_per_s": rate, "bytes_per_env": tensor_bytes(envs.core) / num_envs}
+
+
+def bench_gymnasium(env_id: str, num_envs: int, mode: str, seconds: float) -> dict:
+    envs = gym.make_vec(env_id, num_envs=num_envs, vectorization_mode=mode)
+    envs.reset(seed=0)
+    envs.action_space.seed(0)
+    done = np.zeros(num_envs, dtype=bool)
+
+    def step() -> int:
+        nonlocal done
+        counted = int((~done).sum())
+        _, _, terminated, truncated, _ = envs.step(envs.action_space.sample())
+        done = terminated | truncated
+        return counted
+
+    try:
+        rate, _ = time_loop(step, seconds, torch.device("cpu"), warmup=1)
+    finally:
+        envs.close()
+    return {"steps_per_s": rate, "bytes_per_env": None}
+
+
+def bench_qutip(env_id: str, num_envs: int, seconds: float) -> dict:
+    module = importlib.import_module(f"physrl.training.{QUTIP_LOOPS[env_id]}")
+    steps = max(2, int(seconds * 200 / num_envs))
+    return {"steps_per_s": module.qutip_steps_per_second(num_envs=num_envs, steps=steps, seed=0),
+            "bytes_per_env": None}
+
+
+def measurements(env_ids: list[str], sizes: list[int], devices: list[torch.device], impls: list[str],
+                 seconds: float) -> Iterator[dict]:
+    """Yield one record per (env, impl, num_envs, device), then the ratios against the alternatives."""
+    for env_id in env_ids:
+        rates: dict[tuple[str, str, int], float] = {}
+        for num_envs in sizes:
+            runs: list[tuple[str, str, Callable[[], dict]]] = []
+            for device in devices:
+                if "vector" in impls:
+                    runs.append(("vector", device.type, lambda d=device: bench_vector(env_id, num_envs, d, seconds)))
+            if "sync" in impls and num_envs <= MAX_SYNC:
+                runs.append(("sync", "cpu", lambda: bench_gymnasium(env_id, num_envs, "sync", seconds)))
+            if "async" in impls and num_envs <= MAX_ASYNC:
+                runs.append(("async", "cpu", lambda: bench_gymnasium(env_id, num_envs, "async", seconds)))
+            if "qutip" in impls and env_id in QUTIP_LOOPS and num_envs <= MAX_ASYNC:
+                runs.append(("qutip", "cpu", lambda: bench_qutip(env_id, num_envs, seconds)))
+            for impl, device_name, run in runs:
+                try:
+                    result = run()
+                except torch.OutOfMemoryError:
+                    yield {"env": env_id, "impl": impl, "num_envs": num_envs, "device": device_name,
+                           "steps_per_s": None, "bytes_per_env": None, "skipped": "out of memory"}
+                    continue
+                rates[impl, device_name, num_envs] = result["steps_per_s"]
+                yield {"env": env_id, "impl": impl, "num_envs": num_envs, "device": device_name, **result}
+        for (impl, device_name, num_envs), rate in rates.items():
+            if impl != "vector":
+                continue
+            for other in ("sync", "async", "qutip"):
+                if (other, "cpu", num_envs) in rates:
+                    yield {"env": env_id, "ratio": f"vector[{device_name}] / {other}", "num_envs": num_envs,
+                           "value": rate / rates[other, "cpu", num_envs]}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", nargs="?", choices=["envs"], default="envs",
+                        help="what to measure (default: envs)")
+    parser.add_argument("--env", action="append", dest="envs", metavar="ID",
+                        help="env id to measure (repeatable; default: every registered physrl env)")
+    parser.add_argument("--num-envs", type=int, nargs="+", metavar="N",
+                        help=f"batch sizes (default {SIZES}, --quick {QUICK_SIZES})")
+    parser.add_argument("--device", action="append", dest="devices", metavar="D",
+                        help="device for the vector face (repeatable; default cpu, plus cuda when available)")
+    parser.add_argument("--impl", nargs="+", choices=["vector", "sync", "async", "qutip"],
+                        default=["vector", "sync", "async", "qutip"], help="implementations to measure")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per measurement (default 1)")
+    parser.add_argument("--quick", action="store_true", help="small sizes and budgets, for CI")
+    parser.add_argument("--json", type=str, metavar="PATH", help="also write the records to this file (JSON lines)")
+
+
+def run(args: argparse.Namespace) -> int:
+    env_ids = args.envs or list(ENVIRONMENTS)
+    for env_id in env_ids:
+        if env_id not in ENVIRONMENTS:
+            raise ValueError(f"--env must be one of {list(ENVIRONMENTS)}, got {env_id!r}")
+    sizes = args.num_envs or (QUICK_SIZES if args.quick else SIZES)
+    if any(n < 1 for n in sizes):
+        raise ValueError(f"--num-envs must be positive, got {sizes}")
+    devices = [torch.device(d) for d in (args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]))]
+    seconds = min(args.seconds, 0.2) if args.quick else args.seconds
+    if seconds <= 0:
+        raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    out = open(args.json, "w") if args.json else None
+    try:
+        for record in measurements(env_ids, sizes, devices, args.impl, seconds):
+            line = json.dumps(record)
+            print(line, flush=True)
+            if out:
+                out.write(line + "\n")
+    finally:
+        if out:
+            out.close()
+    return 0

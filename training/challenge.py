@@ -1,0 +1,312 @@
+"""``physrl challenge``: the maze return challenge of the course, as a repeatable competition.
+
+A submission plays ``physrl/TreasureMazeChallenge-v0`` (15×15 mazes, 10 chests deleted when picked
+up, 40 steps) on a fixed evaluation set of :data:`EVAL_SIZE` mazes. Its score is its mean return
+divided by the mean exact optimum (:func:`physrl.envs.maze.optimal_return`) of the same mazes, so
+the exact optimum scores 1.0 by definition.
+
+**Held-out mazes.** Every random stream of a physrl env is keyed by (seed, episode, domain), see
+:mod:`physrl.envs.rng`. Environments made by ``gym.make``/``physrl train`` always use domain 0 (the
+domain is not an env option, so no config or command line can change it). The evaluation set is
+sub-env ``i`` reset with seed ``i`` (episode 0) in the reserved domain :data:`EVAL_DOMAIN`, for
+``i < EVAL_SIZE``, so training never draws an evaluation maze (tested in ``tests/test_challenge.py``).
+The set's content hash :data:`EVAL_SET_HASH` is checked before every evaluation, so the shipped
+optima :data:`EVAL_OPTIMA` always belong to the mazes that are played.
+
+**Submissions.** A checkpoint written by ``physrl train`` (loaded only through
+:func:`physrl.training.load_policy`, which never unpickles code), ``builtin:NAME`` for the reference
+policies (:data:`BUILTINS`), or ``--policy module:function`` for a Python callable that maps a batch
+of observations (float tensor (B, 3, 15, 15): walls, chests, robot) to a batch of actions in 0..4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import importlib
+import json
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import physrl.envs  # noqa: F401  (registers the environments)
+from physrl.envs.maze import greedy_actions, optimal_return
+
+Policy = Callable[[torch.Tensor], Any]
+
+CHALLENGE_ENV = "physrl/TreasureMazeChallenge-v0"
+#: Random-stream domain of the evaluation mazes; training envs use domain 0.
+EVAL_DOMAIN = 0xC4A11E
+EVAL_SIZE = 1000
+#: SHA-256 over the per-maze digests (:func:`maze_digests`) of the evaluation set, in order.
+EVAL_SET_HASH = "39e76e3a85f4c835e9583ac67508b5c2e6125cec5fe013bc9c24f090e9856c43"
+#: Exact optimum of each evaluation maze, one hexadecimal digit per maze (``a`` = 10 chests).
+EVAL_OPTIMA = ("7656778776567646666676775678668678587866569666566855867777867566745746557766675868577677568676676665"
+               "6865456486856678659667678876777797768765655656877858866764674768678775676677776767666976669657886867"
+               "7867757769667777795658676768787768786687757784666758677756778788764555587986555776867767658976476877"
+               "6477962556686756776987697777575587887688687859686866367678888776765757747676774567587987787485675767"
+               "8677796a65687864886866457686878776956777856787767866775676877776676777777585565777777577667877778777"
+               "5676676876767767577757997668768576577785777667578677678757675676876596965565876683776877686766678664"
+               "6986888676877769745875775856667886577896776776664886878554777786777775668667787677557866877555855855"
+               "7978878766566756666779986879877666666767777667976667777857756877673586875756657656896679658688677676"
+               "6779764656666968775786867777676787865577766666768845687577876767779767585667677575887867756669666466"
+               "7757667766685657677668676687566766658689588777567857a76665667667678866786565677659767875667676677768")
+RESULT_FORMAT = "physrl-challenge-result-1"
+#: Reference submissions scored by ``builtin:NAME``: name -> agent description.
+BUILTINS = {"random": "uniformly random actions (seed 0)",
+            "greedy": "nearest-chest greedy planner (physrl.envs.maze.greedy_actions)",
+            "optimum": "exact optimum of every maze (physrl.envs.maze.optimal_return)"}
+
+
+@dataclass
+class Submission:
+    """What is scored: a policy (``None`` for the exact optimum) and what the result JSON says about it."""
+
+    name: str
+    agent: str
+    policy: Policy | None
+    env_steps: int | None = None
+    training_command: str | None = None
+
+
+def maze_digests(walls: torch.Tensor, chests: torch.Tensor, start: torch.Tensor) -> list[str]:
+    """SHA-256 hex digest of each maze's content: walls and chests (bool (n, M·M)) and start cell (n,)."""
+    walls, chests = np.packbits(walls.cpu().numpy(), axis=1), np.packbits(chests.cpu().numpy(), axis=1)
+    return [hashlib.sha256(w.tobytes() + c.tobytes() + int(s).to_bytes(2, "little")).hexdigest()
+            for w, c, s in zip(walls, chests, start.tolist())]
+
+
+def evaluation_envs(count: int = EVAL_SIZE, device: torch.device | str = "cpu") -> tuple[gym.vector.VectorEnv, torch.Tensor]:
+    """The first ``count`` evaluation mazes as a freshly reset vector env, and its first observation."""
+    if not 1 <= count <= EVAL_SIZE:
+        raise ValueError(f"count must be in [1, {EVAL_SIZE}], got {count}")
+    envs = gym.make_vec(CHALLENGE_ENV, num_envs=count, device=device)
+    envs.core.rng.domain = EVAL_DOMAIN
+    obs, _ = envs.reset(seed=0)
+    return envs, obs
+
+
+def evaluation_set_hash(device: torch.device | str = "cpu") -> str:
+    """Content hash of the whole evaluation set, generated on ``device``."""
+    core = evaluation_envs(EVAL_SIZE, device)[0].core
+    digests = maze_digests(core.walls, core.chests, core.start_cell)
+    return hashlib.sha256("".join(digests).encode()).hexdigest()
+
+
+def evaluation_optima(count: int = EVAL_SIZE) -> np.ndarray:
+    """Exact optimum of the first ``count`` evaluation mazes (shipped, see :data:`EVAL_OPTIMA`)."""
+    return np.array([int(digit, 16) for digit in EVAL_OPTIMA[:count]], dtype=np.float64)
+
+
+def exact_optima(count: int = EVAL_SIZE) -> np.ndarray:
+    """Recompute the optima of the first ``count`` evaluation mazes (about 10 ms a maze).
+
+    ``"".join(f"{int(o):x}" for o in exact_optima())`` regenerates :data:`EVAL_OPTIMA`.
+    """
+    core = evaluation_envs(count)[0].core
+    return np.array([optimal_return(core.layout(i), core.max_steps) for i in range(count)], dtype=np.float64)
+
+
+def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "cpu") -> np.ndarray:
+    """Return of ``policy`` on each of the first ``count`` evaluation mazes (one episode each)."""
+    envs, obs = evaluation_envs(count, device)
+    total = torch.zeros(count, device=envs.device)
+    running = torch.ones(count, dtype=torch.bool, device=envs.device)
+    with torch.no_grad():
+        while bool(running.any()):
+            actions = torch.as_tensor(policy(obs), device=envs.device)
+            try:
+                obs, reward, terminated, truncated, _ = envs.step(actions)
+            except (TypeError, ValueError) as error:
+                raise ValueError(f"the policy must return {count} integer actions in 0..4 "
+                                 f"(a tensor of shape ({count},)): {error}") from None
+            total += reward * running
+            running &= ~(terminated | truncated)
+    return total.cpu().numpy().astype(np.float64)
+
+
+def random_policy(seed: int = 0) -> Policy:
+    """Uniformly random actions from a seeded CPU generator (the same on every device)."""
+    generator = torch.Generator().manual_seed(seed)
+    return lambda obs: torch.randint(0, 5, (obs.shape[0],), generator=generator)
+
+
+def builtin_submission(name: str) -> Submission:
+    """``builtin:NAME`` reference submissions."""
+    if name not in BUILTINS:
+        raise ValueError(f"builtin submission must be one of {['builtin:' + n for n in BUILTINS]}, "
+                         f"got 'builtin:{name}'")
+    policy = {"random": random_policy(), "greedy": greedy_actions, "optimum": None}[name]
+    return Submission(name, BUILTINS[name], policy, env_steps=0)
+
+
+def checkpoint_submission(path: str, device: torch.device | str) -> Submission:
+    """A checkpoint of ``physrl train`` on the challenge env, loaded only through ``load_policy``."""
+    from physrl.training.checkpoint import checkpoint_file, load_policy
+
+    probe = gym.make_vec(CHALLENGE_ENV, num_envs=1)
+    try:
+        policy = load_policy(path, device, env_id=CHALLENGE_ENV, observation_space=probe.single_observation_space,
+                             action_space=probe.single_action_space)
+    except FileNotFoundError as error:
+        raise ValueError(f"SUBMISSION: {error}") from None
+    file = checkpoint_file(path).resolve()
+    name = file.parent.name if file.name == "checkpoint.pt" else file.stem
+    return Submission(name, policy.config["agent"], policy, policy.global_step, training_command(policy.config))
+
+
+def python_submission(spec: str) -> Submission:
+    """``module:function`` imported from the Python path (and the working directory)."""
+    module_name, _, function_name = spec.partition(":")
+    if not module_name or not function_name:
+        raise ValueError(f"--policy must look like module:function (e.g. my_policy:act), got {spec!r}")
+    print(f"warning: --policy imports {module_name} and runs its code with your permissions; "
+          "only use code you trust", file=sys.stderr)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if not callable(function):
+        raise ValueError(f"--policy {spec}: {module_name} has no callable named {function_name!r}")
+    return Submission(spec, f"python callable {spec}", function)
+
+
+def evaluate(submission: Submission, device: torch.device | str = "cpu",
+             count: int = EVAL_SIZE) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+    """Score ``submission`` on the first ``count`` evaluation mazes: (result, returns, optima)."""
+    found = evaluation_set_hash()
+    if found != EVAL_SET_HASH:
+        raise RuntimeError(f"the evaluation set has changed (hash {found}, expected {EVAL_SET_HASH}): the maze "
+                           "generator or the random streams differ from those the challenge was fixed with")
+    optima = evaluation_optima(count)
+    returns = optima.copy() if submission.policy is None else play(submission.policy, count, device)
+    stderr = float(returns.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0
+    result = {"format": RESULT_FORMAT, "name": submission.name, "agent": submission.agent,
+              "score": float(returns.mean() / optima.mean()), "score_stderr": stderr / float(optima.mean()),
+              "mean_return": float(returns.mean()), "stderr": stderr, "mean_optimum": float(optima.mean()),
+              "mazes": count, "env_steps": submission.env_steps, "device": str(torch.device(device)),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "physrl_version": version("physrl"), "evaluation_set": EVAL_SET_HASH,
+              "training_command": submission.training_command}
+    return result, returns, optima
+
+
+def write_result(result: dict[str, Any], returns: np.ndarray, optima: np.ndarray, out: Path) -> Path:
+    """Write ``NAME.json`` and the per-maze returns ``NAME.returns.csv`` into ``out``; return the JSON path."""
+    out.mkdir(parents=True, exist_ok=True)
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "_", result["name"]).strip("_") or "submission"
+    with open(out / f"{stem}.returns.csv", "w", newline="") as file:
+        writer = csv.writer(file)
+        writer.writerow(["maze", "return", "optimum"])
+        writer.writerows((i, f"{r:g}", f"{o:g}") for i, (r, o) in enumerate(zip(returns, optima)))
+    path = out / f"{stem}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    return path
+
+
+def read_results(folder: Path) -> list[dict[str, Any]]:
+    """The challenge results (``*.json``) of ``folder`` for the current evaluation set, best score first."""
+    if not folder.is_dir():
+        raise ValueError(f"DIR must be a folder of challenge result JSONs, got {str(folder)!r}")
+    results = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            result = json.loads(path.read_text())
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from None
+        if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
+            print(f"warning: skipping {path}: not a {RESULT_FORMAT} file", file=sys.stderr)
+        elif result.get("evaluation_set") != EVAL_SET_HASH:
+            print(f"warning: skipping {path}: scored on another evaluation set", file=sys.stderr)
+        else:
+            results.append(result)
+    return sorted(results, key=lambda r: -r["score"])
+
+
+def leaderboard_markdown(results: list[dict[str, Any]]) -> str:
+    """A markdown table of ``results`` in the given order."""
+    lines = ["| # | name | agent | score | mean return | env steps | command |",
+             "|---|------|-------|-------|-------------|-----------|---------|"]
+    for rank, r in enumerate(results, 1):
+        steps = "–" if r["env_steps"] is None else f"{r['env_steps']:,}"
+        command = f"`{r['command']}`" if r.get("command") else ""
+        if r.get("training_command"):
+            command = f"`{r['training_command']}` then {command}"
+        lines.append(f"| {rank} | {r['name']} | {r['agent']} | {r['score']:.3f} ± {r['score_stderr']:.3f} | "
+                     f"{r['mean_return']:.2f} ± {r['stderr']:.2f} | {steps} | {command} |")
+    return "\n".join(lines) + "\n"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.description = (f"The maze return challenge on {CHALLENGE_ENV}: a submission plays {EVAL_SIZE} "
+                          "held-out mazes; its score is its mean return over the mean exact optimum.")
+    commands = parser.add_subparsers(dest="challenge_command", required=True, metavar="ACTION")
+    evaluate_parser = commands.add_parser(
+        "evaluate", help="score a submission and write NAME.json and NAME.returns.csv",
+        description="Score a submission: a checkpoint.pt of `physrl train`, builtin:NAME "
+                    f"({', '.join(BUILTINS)}), or a Python callable given with --policy.")
+    evaluate_parser.add_argument("submission", nargs="?", metavar="SUBMISSION",
+                                 help="checkpoint.pt (or its run folder) or builtin:NAME")
+    evaluate_parser.add_argument("--policy", metavar="MODULE:FUNCTION",
+                                 help="score a Python callable instead (runs its code!): it maps observations "
+                                      "(float tensor (B, 3, 15, 15)) to actions (B,) in 0..4")
+    evaluate_parser.add_argument("--name", help="name on the leaderboard (default: derived from the submission)")
+    evaluate_parser.add_argument("--device", default="cpu", help="torch device to play on (default: cpu)")
+    evaluate_parser.add_argument("--out", default="challenge_results", type=Path,
+                                 help="folder for the result JSON and CSV (default: challenge_results)")
+    leaderboard_parser = commands.add_parser(
+        "leaderboard", help="print the result JSONs of a folder as a markdown table sorted by score")
+    leaderboard_parser.add_argument("folder", nargs="?", default="leaderboard", type=Path, metavar="DIR",
+                                    help="folder of result JSONs (default: leaderboard)")
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        if args.challenge_command == "leaderboard":
+            print(leaderboard_markdown(read_results(args.folder)), end="")
+            return 0
+        submission = load_submission(args.submission, args.policy, args.device)
+        if args.name:
+            submission.name = args.name
+        result, returns, optima = evaluate(submission, args.device)
+    except (ValueError, RuntimeError) as error:
+        print(f"physrl challenge: error: {error}", file=sys.stderr)
+        return 2
+    result["command"] = evaluate_command(args)
+    path = write_result(result, returns, optima, args.out)
+    print(f"{result['name']}: mean return {result['mean_return']:.3f} ± {result['stderr']:.3f} "
+          f"(exact optimum {result['mean_optimum']:.3f}) -> score {result['score']:.4f} ± {result['score_stderr']:.4f}")
+    print(f"wrote {path} and the per-maze returns next to it")
+    return 0
+
+
+def load_submission(submission: str | None, policy: str | None, device: str) -> Submission:
+    """The submission named on the command line (exactly one of SUBMISSION and --policy)."""
+    if (submission is None) == (policy is None):
+        raise ValueError("give exactly one of SUBMISSION (a checkpoint or builtin:NAME) and --policy MODULE:FUNCTION")
+    if policy is not None:
+        return python_submission(policy)
+    if submission.startswith("builtin:"):
+        return builtin_submission(submission.removeprefix("builtin:"))
+    return checkpoint_submission(submission, device)
+
+
+def evaluate_command(args: argparse.Namespace) -> str:
+    """The command line that reproduces an evaluation (without --out)."""
+    parts = ["physrl challenge evaluate"]
+    parts += [args.submission] if args.submission else ["--policy", args.policy]
+    if args.name:
+        parts += ["--name", repr(args.name) if " " in args.name else args.name]
+    if args.device != "cpu":
+        parts += ["--device", args.device]
+    return " ".join(parts)

@@ -1,0 +1,145 @@
+"""Checkpoints of training runs and :func:`load_policy`, the one way to load a trained policy.
+
+A checkpoint is ``torch.save`` of ``{"format": FORMAT, "config": dict, "global_step": int, "state": dict}``
+(docs/CONTRACTS.md). It holds only tensors and plain Python values and is always read back with
+``torch.load(..., weights_only=True)``, so loading never runs code from the file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import gymnasium as gym
+import torch
+from gymnasium import spaces
+
+FORMAT = "physrl-checkpoint-1"
+CHECKPOINT_NAME = "checkpoint.pt"
+CONFIG_KEYS = ("env_id", "env_kwargs", "agent", "hyperparameters", "seed", "num_envs", "total_steps",
+               "observation_shape", "observation_space", "action_space")
+
+
+def space_spec(space: spaces.Space) -> dict[str, Any]:
+    """A JSON-serialisable description of a Discrete or Box space, compared when checkpoints are loaded."""
+    if isinstance(space, spaces.Discrete):
+        return {"type": "Discrete", "n": int(space.n), "start": int(space.start)}
+    if isinstance(space, spaces.Box):
+        return {"type": "Box", "shape": list(space.shape), "dtype": str(space.dtype),
+                "low": space.low.flatten().tolist(), "high": space.high.flatten().tolist()}
+    raise TypeError(f"space must be a Discrete or Box space, got {space}")
+
+
+def checkpoint_file(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``path/checkpoint.pt`` when ``path`` is a run folder."""
+    path = Path(path)
+    return path / CHECKPOINT_NAME if path.is_dir() else path
+
+
+def save_checkpoint(path: str | os.PathLike, config: dict[str, Any], global_step: int, state: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically (a temporary file renamed over ``path``) and return its path."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save({"format": FORMAT, "config": config, "global_step": int(global_step), "state": state}, temporary)
+    os.replace(temporary, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike, env_id: str | None = None,
+                    observation_space: spaces.Space | None = None,
+                    action_space: spaces.Space | None = None) -> dict[str, Any]:
+    """Read a checkpoint (a file or a run folder) and check it against what the caller expects.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for a corrupt or non-physrl
+    file, or for a checkpoint whose env id, observation space or action space differs from the given ones.
+    """
+    path = checkpoint_file(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises many types for unreadable or unsafe files
+        raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a physrl checkpoint "
+                         f"(it cannot be read with torch.load(weights_only=True)): {error}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise ValueError(f"{str(path)!r} is not a physrl checkpoint (expected a dict with format {FORMAT!r})")
+    config = checkpoint.get("config")
+    missing = [key for key in CONFIG_KEYS if not isinstance(config, dict) or key not in config]
+    if missing or not isinstance(checkpoint.get("global_step"), int) or not isinstance(checkpoint.get("state"), dict):
+        raise ValueError(f"checkpoint {str(path)!r} is incomplete: it needs config keys {list(CONFIG_KEYS)}, "
+                         f"an int global_step and a state dict (missing config keys: {missing})")
+    expected = {"env_id": env_id,
+                "observation_space": None if observation_space is None else space_spec(observation_space),
+                "observation_shape": None if observation_space is None else list(observation_space.shape),
+                "action_space": None if action_space is None else space_spec(action_space)}
+    for key, value in expected.items():
+        if value is not None and config[key] != value:
+            raise ValueError(f"checkpoint {str(path)!r} does not match: its {key} is {_short(config[key])}, "
+                             f"expected {_short(value)}")
+    return checkpoint
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "...]"
+
+
+class Policy:
+    """A loaded policy: ``policy(obs)`` maps a batch of observations (torch tensor, as the vector face
+    returns them) to a batch of actions on the same device. ``config`` is the run's configuration."""
+
+    def __init__(self, act: Callable[[torch.Tensor], torch.Tensor], config: dict[str, Any], global_step: int,
+                 device: torch.device) -> None:
+        self._act = act
+        self.config = config
+        self.global_step = global_step
+        self.device = device
+
+    def __call__(self, observations: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return self._act(torch.as_tensor(observations, device=self.device))
+
+    def __repr__(self) -> str:
+        return (f"Policy(env_id={self.config['env_id']!r}, agent={self.config['agent']!r}, "
+                f"global_step={self.global_step}, device={str(self.device)!r})")
+
+
+def make_envs(config: dict[str, Any], num_envs: int, device: torch.device | str) -> gym.vector.VectorEnv:
+    """The vector face of the run's env (with its env kwargs) on ``device``."""
+    return gym.make_vec(config["env_id"], num_envs=num_envs, device=device, **config["env_kwargs"])
+
+
+def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu", *,
+                deterministic: bool = True, env_id: str | None = None,
+                observation_space: spaces.Space | None = None, action_space: spaces.Space | None = None) -> Policy:
+    """Load the policy of a checkpoint (file or run folder) onto ``device``.
+
+    The returned :class:`Policy` maps a batch of observations to a batch of actions, greedy
+    (``deterministic=True``, the default) or sampled. ``env_id``, ``observation_space`` and
+    ``action_space``, when given, must match the checkpoint (see :func:`load_checkpoint`).
+    Works for our agents and the ``sb3-*`` references alike.
+    """
+    import physrl.envs  # noqa: F401  (registers the environments)
+    from physrl.training import sb3
+
+    device = torch.device(device)
+    checkpoint = load_checkpoint(checkpoint_path, env_id, observation_space, action_space)
+    config, state = checkpoint["config"], checkpoint["state"]
+    if config["agent"] in sb3.ALGORITHMS:
+        envs = make_envs(config, 1, device)
+        act = sb3.load_policy_state(config["agent"], envs, config["hyperparameters"], state, device, deterministic)
+        envs.close()
+    else:
+        from physrl.agents import AGENTS
+
+        if config["agent"] not in AGENTS:
+            raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: "
+                             f"{sorted(AGENTS) + sorted(sb3.ALGORITHMS)}")
+        envs = make_envs(config, config["num_envs"], device)
+        agent = AGENTS[config["agent"]](envs, seed=config["seed"], **config["hyperparameters"])
+        agent.load_state_dict(state)
+
+        def act(observations: torch.Tensor) -> torch.Tensor:
+            return agent.act(observations, deterministic=deterministic)
+    return Policy(act, config, checkpoint["global_step"], device)
