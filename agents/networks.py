@@ -185,6 +185,8 @@ class GaussianHead(nn.Module):
 def build_head(action_space: spaces.Space, log_std_init: float) -> CategoricalHead | GaussianHead:
     """Categorical head for Discrete actions, Gaussian head for Box actions."""
     if isinstance(action_space, spaces.Discrete):
+        if int(action_space.start) != 0:
+            raise ValueError(f"Discrete action spaces must start at 0, got {action_space}")
         return CategoricalHead(int(action_space.n))
     if isinstance(action_space, spaces.Box):
         return GaussianHead(action_space, log_std_init)

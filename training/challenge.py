@@ -183,16 +183,22 @@ def python_submission(spec: str) -> Submission:
 
 def evaluate(submission: Submission, device: torch.device | str = "cpu",
              count: int = EVAL_SIZE) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
-    """Score ``submission`` on the first ``count`` evaluation mazes: (result, returns, optima)."""
+    """Score ``submission`` on the first ``count`` evaluation mazes: (result, returns, optima).
+
+    The score is the ratio of mean return to mean optimum; its standard error is that of a ratio
+    estimator on paired samples (zero for the optimum itself).
+    """
     found = evaluation_set_hash()
     if found != EVAL_SET_HASH:
         raise RuntimeError(f"the evaluation set has changed (hash {found}, expected {EVAL_SET_HASH}): the maze "
                            "generator or the random streams differ from those the challenge was fixed with")
     optima = evaluation_optima(count)
     returns = optima.copy() if submission.policy is None else play(submission.policy, count, device)
-    stderr = float(returns.std(ddof=1) / math.sqrt(count)) if count > 1 else 0.0
+    ratio = float(returns.mean() / optima.mean())
+    stderr, ratio_stderr = (float(np.std(x, ddof=1) / math.sqrt(count)) if count > 1 else 0.0
+                            for x in (returns, (returns - ratio * optima) / optima.mean()))
     result = {"format": RESULT_FORMAT, "name": submission.name, "agent": submission.agent,
-              "score": float(returns.mean() / optima.mean()), "score_stderr": stderr / float(optima.mean()),
+              "score": ratio, "score_stderr": ratio_stderr,
               "mean_return": float(returns.mean()), "stderr": stderr, "mean_optimum": float(optima.mean()),
               "mazes": count, "env_steps": submission.env_steps, "device": str(torch.device(device)),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -310,3 +316,7 @@ def evaluate_command(args: argparse.Namespace) -> str:
     if args.device != "cpu":
         parts += ["--device", args.device]
     return " ".join(parts)
+
+
+def training_command(config: dict[str, Any]) -> str:
+    return ""

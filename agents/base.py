@@ -1,0 +1,103 @@
+"""What every agent shares: the env, a seeded generator, the rollout collector, argument checks."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from physrl.envs.core import VectorEnv, check_choice, check_int
+from physrl.envs.rng import MAX_SEED
+
+from physrl.agents.rollout import Rollout
+
+__all__ = ["Agent", "check_choice", "check_float", "check_int", "check_sizes"]
+
+
+def check_float(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
+                low_open: bool = False) -> float:
+    """Return ``value`` as a float, or raise naming the argument and the allowed interval."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
+    return value
+
+
+def check_sizes(name: str, value: Any) -> list[int]:
+    """Return a list of positive layer widths, or raise naming the argument."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
+        raise TypeError(f"{name} must be a list of positive integers, got {value!r}")
+    return [check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(value)]
+
+
+def with_seed(seed: int, build: Any) -> Any:
+    """Call ``build()`` with the global CPU RNG seeded by ``seed``, restoring the RNG afterwards."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return build()
+
+
+class Agent:
+    """Base class: ``Agent(envs, seed, **hyperparameters)`` as described in docs/CONTRACTS.md.
+
+    Subclasses resolve their hyperparameters into ``self.hyperparameters`` and implement
+    :meth:`learn_iteration`, :meth:`act` and the ``_state``/``_load_state`` pair for their own tensors.
+    """
+
+    def __init__(self, envs: VectorEnv, seed: int) -> None:
+        self.envs = envs
+        self.device = envs.device
+        self.seed = check_int("seed", seed, 0, MAX_SEED)
+        self.generator = torch.Generator(device=self.device)
+        self.generator.manual_seed(self.seed)
+        self.rollout = Rollout(envs, self.seed)
+        self.global_step = 0
+        self.hyperparameters: dict[str, Any] = {}
+
+    def default_num_steps(self, num_steps: int | None) -> int:
+        """Steps per iteration; ``None`` means one episode cycle: the horizon plus the autoreset step."""
+        if num_steps is None:
+            return self.envs.core.max_steps + 1
+        return check_int("num_steps", num_steps, 1)
+
+    def discrete_actions(self) -> int:
+        """The number of actions of a Discrete action space starting at 0 (else TypeError)."""
+        space = self.envs.single_action_space
+        if not isinstance(space, spaces.Discrete) or int(space.start) != 0:
+            raise TypeError(f"{type(self).__name__} needs a Discrete action space starting at 0, got {space}")
+        return int(space.n)
+
+    def learn_iteration(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _state(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Parameters, optimiser, generator, rollout and env state: everything an exact resume needs."""
+        return {"agent": type(self).__name__, "global_step": self.global_step,
+                "generator": self.generator.get_state(), "generator_device": self.device.type, "rollout": self.rollout.state_dict(), **self._state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`. Resume is exact on the same device type and ``num_envs``;
+        otherwise (e.g. loading a policy for evaluation) the generator and env state are left fresh."""
+        if state.get("agent") != type(self).__name__:
+            raise ValueError(f"state is from agent {state.get('agent')!r}, not {type(self).__name__!r}")
+        self.global_step = int(state["global_step"])
+        if state["generator_device"] == self.device.type:
+            self.generator.set_state(state["generator"])
+        self.rollout.load_state_dict(state["rollout"])
+        self._load_state(state)
+
