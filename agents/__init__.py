@@ -1,0 +1,20 @@
+"""physrl from-scratch agents (DESIGN §5) and baseline policies.
+
+Every agent is built as ``Agent(envs, seed=0, **hyperparameters)`` on a physrl vector env and
+trained by calling ``learn_iteration()`` repeatedly (docs/CONTRACTS.md, "Agents").
+"""
+
+
+
+
+from physrl.agents.tabular_pg import TabularPolicyGradient
+
+#: CLI name -> agent class.
+AGENTS: dict[str, type] = {
+    "tabular-pg": TabularPolicyGradient,
+
+
+
+}
+
+__all__ = ["AGENTS", "DQN", "DeepPolicyGradient", "QLearning", "TabularPolicyGradient"]

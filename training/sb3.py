@@ -86,9 +86,9 @@ class SB3VecEnv(VecEnv):
         if finished:
             last = self._numpy(observations)
             observations, _ = self.envs.reset(options={"reset_mask": done})
-            for i, cut in zip(finished, truncated[done].tolist()):
+            for i, timeout in zip(finished, (truncated & ~terminated)[done].tolist()):
                 infos[i]["terminal_observation"] = last[i]
-                infos[i]["TimeLimit.truncated"] = bool(cut) and not bool(terminated[i])
+                infos[i]["TimeLimit.truncated"] = timeout
         return (self._numpy(observations), rewards.cpu().numpy().astype(np.float32), done.cpu().numpy(), infos)
 
     def _numpy(self, observations: torch.Tensor) -> np.ndarray:
