@@ -4,17 +4,17 @@ Every agent is built as ``Agent(envs, seed=0, **hyperparameters)`` on a physrl v
 trained by calling ``learn_iteration()`` repeatedly (docs/CONTRACTS.md, "Agents").
 """
 
-
-
-
+from physrl.agents.deep_pg import DeepPolicyGradient
+from physrl.agents.dqn import DQN
+from physrl.agents.q_learning import QLearning
 from physrl.agents.tabular_pg import TabularPolicyGradient
 
 #: CLI name -> agent class.
 AGENTS: dict[str, type] = {
     "tabular-pg": TabularPolicyGradient,
-
-
-
+    "deep-pg": DeepPolicyGradient,
+    "q-learning": QLearning,
+    "dqn": DQN,
 }
 
 __all__ = ["AGENTS", "DQN", "DeepPolicyGradient", "QLearning", "TabularPolicyGradient"]

@@ -7,7 +7,6 @@ from typing import Any, Sequence
 
 import torch
 from gymnasium import spaces
-from torch import nn
 
 from physrl.envs.core import VectorEnv, check_choice, check_int
 from physrl.envs.rng import MAX_SEED

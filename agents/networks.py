@@ -2,6 +2,8 @@
 
 * :class:`MLP` — for Discrete observations (one-hot encoded) and flat Box observations;
 * :class:`CNN` — for image observations (C, H, W), e.g. the maze's (3, M, M) planes;
+* :class:`Egocentric` + :class:`CNN` — the maze seen from the robot: the image shifted so that the
+  robot sits at the centre of a (2M−1)² window (outside the maze counts as wall);
 * :class:`ActionMapNet` — the course's maze network: four 3×3 convolutions of 10 channels with elu,
   a final 3×3 convolution to one channel per output, read at the robot's cell;
 * :class:`CategoricalHead` / :class:`GaussianHead` — sampling with a ``torch.Generator``, log-probs,
@@ -19,7 +21,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-NETWORKS = ("auto", "mlp", "cnn", "action_map")
+NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric")
 
 
 def init_layer(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
@@ -100,6 +102,33 @@ class ActionMapNet(nn.Module):
         return maps.gather(2, cell[:, None, None].expand(-1, maps.shape[1], 1)).squeeze(2)
 
 
+class Egocentric(nn.Module):
+    """Shift image observations (B, C, M, M) so the robot (argmax of ``robot_channel``) is at the centre.
+
+    The output (B, C − 1, 2M − 1, 2M − 1) drops the robot plane; channel ``wall_channel`` is 1
+    outside the maze, the others 0.
+    """
+
+    def __init__(self, observation_space: spaces.Box, robot_channel: int = 2, wall_channel: int = 0) -> None:
+        super().__init__()
+        c, h, w = observation_space.shape
+        self.robot_channel, self.wall_channel = robot_channel, wall_channel
+        self.keep = [i for i in range(c) if i != robot_channel]
+        self.shape = (c - 1, 2 * h - 1, 2 * w - 1)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = obs.shape
+        planes = obs[:, self.keep].to(torch.float32)
+        padded = F.pad(planes, (w - 1, w - 1, h - 1, h - 1))
+        padded[:, self.keep.index(self.wall_channel)] = F.pad(planes[:, self.keep.index(self.wall_channel)],
+                                                               (w - 1, w - 1, h - 1, h - 1), value=1.0)
+        cell = obs[:, self.robot_channel].flatten(1).argmax(dim=1)
+        rows = (cell // w)[:, None] + torch.arange(2 * h - 1, device=obs.device)
+        cols = (cell % w)[:, None] + torch.arange(2 * w - 1, device=obs.device)
+        batch = torch.arange(b, device=obs.device)[:, None, None]
+        return padded[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
 def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidden_sizes: Sequence[int],
                   out_gain: float = 1.0) -> nn.Module:
     """A network of ``kind`` (one of :data:`NETWORKS`) from ``observation_space`` to ``out_dim`` outputs.
@@ -111,7 +140,7 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
     is_image = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3
     if kind == "auto":
         kind = "cnn" if is_image else "mlp"
-    if kind in ("cnn", "action_map") and not is_image:
+    if kind in ("cnn", "action_map", "egocentric") and not is_image:
         raise ValueError(f"network={kind!r} needs image observations (C, H, W), got {observation_space}")
     if kind == "mlp" and not isinstance(observation_space, (spaces.Discrete, spaces.Box)):
         raise TypeError(f"network='mlp' needs a Discrete or Box observation space, got {observation_space}")
@@ -119,6 +148,9 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
         return CNN(observation_space, out_dim, hidden_sizes, out_gain)
     if kind == "action_map":
         return ActionMapNet(observation_space, out_dim, out_gain)
+    if kind == "egocentric":
+        view = Egocentric(observation_space)
+        return nn.Sequential(view, CNN(spaces.Box(0.0, 1.0, view.shape), out_dim, hidden_sizes, out_gain))
     return MLP(observation_space, out_dim, hidden_sizes, out_gain)
 
 

@@ -3,7 +3,10 @@
 The vector face autoresets on the *next* step (Gymnasium's NEXT_STEP mode): the step after an
 episode ends ignores its action, returns the reset observation with reward 0 and both flags False.
 :class:`Rollout` marks that transition invalid (``Batch.valid``) so that no agent learns from it.
-The time limit is part of every physrl task, so truncation ends a return like termination does.
+``Batch.dones`` marks every episode end (termination or the time limit): the policy-gradient
+agents treat the horizon as part of the task, so a return ends there. ``Batch.terminated`` marks
+true terminations only: the value-based agents bootstrap through the time limit, since their
+stationary Q-values do not see the time.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ class Batch:
     obs: torch.Tensor
     actions: torch.Tensor
     rewards: torch.Tensor
+    terminated: torch.Tensor
     dones: torch.Tensor
     valid: torch.Tensor
     extras: dict[str, torch.Tensor]
@@ -72,7 +76,7 @@ class Rollout:
         if self.obs is None:
             self.obs, _ = self.envs.reset(seed=self.seed)
         obs_buf, action_buf, extra_bufs = [], [], {}
-        rewards, dones, valid, returns, lengths = [], [], [], [], []
+        rewards, terms, dones, valid, returns, lengths = [], [], [], [], [], []
         for _ in range(num_steps):
             obs_buf.append(self.obs)
             valid.append(~self.prev_done)
@@ -86,13 +90,14 @@ class Rollout:
             self.running_return += reward
             self.running_length += valid[-1]
             rewards.append(reward)
+            terms.append(terminated)
             dones.append(done)
             returns.append(self.running_return.clone())
             lengths.append(self.running_length.clone())
             self.running_return.masked_fill_(done, 0.0)
             self.running_length.masked_fill_(done, 0)
             self.prev_done = done
-        return Batch(torch.stack(obs_buf), torch.stack(action_buf), torch.stack(rewards), torch.stack(dones),
+        return Batch(torch.stack(obs_buf), torch.stack(action_buf), torch.stack(rewards), torch.stack(terms), torch.stack(dones),
                      torch.stack(valid), {k: torch.stack(v) for k, v in extra_bufs.items()}, self.obs,
                      torch.stack(returns), torch.stack(lengths))
 

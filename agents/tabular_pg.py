@@ -101,7 +101,7 @@ class TabularPolicyGradient(Agent):
         self.optimizer.step()
         if hp["baseline"] == "running_mean":
             self._update_baseline(states, returns, used)
-        return {**batch.episode_stats(), "losses/policy_loss": float(loss)}
+        return {**batch.episode_stats(), "losses/policy_loss": float(loss.detach())}
 
     def _update_baseline(self, states: torch.Tensor, returns: torch.Tensor, used: torch.Tensor) -> None:
         weight = used.to(torch.float32).flatten()

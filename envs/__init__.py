@@ -16,9 +16,11 @@ ENVIRONMENTS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
     "physrl/RandomWalker-v0": ("walker", "RandomWalkerEnv", "RandomWalkerVectorEnv", {}),
     "physrl/WalkerTarget-v0": ("walker", "WalkerTargetEnv", "WalkerTargetVectorEnv", {}),
     "physrl/TreasureMaze-v0": ("maze", "TreasureMazeEnv", "TreasureMazeVectorEnv", {}),
+    "physrl/OscillatorStatePrep-v0": ("oscillator", "OscillatorStatePrepEnv", "OscillatorStatePrepVectorEnv", {}),
     "physrl/TreasureMazeChallenge-v0": ("maze", "TreasureMazeEnv", "TreasureMazeVectorEnv",
                                         {"size": 15, "n_chests": 10, "max_steps": 40, "delete_chests": True,
                                          "obs_mode": "image", "fixed_maze": False, "wall_penalty": 0.0}),
+    "physrl/QubitErrorCorrection-v0": ("qec", "QubitErrorCorrectionEnv", "QubitErrorCorrectionVectorEnv", {}),
 }
 
 

@@ -247,33 +247,71 @@ def optimal_return(layout: MazeLayout, max_steps: int, delete_chests: bool = Tru
     by breadth-first distances and dynamic programming over chest subsets (Held–Karp):
     ``best[S, j]`` = fewest steps that collect exactly the chests S, ending on chest j. Without
     deletion every step ending on a chest pays, so the optimum walks to the nearest chest (d steps)
-    and stays: T − d + 1.
+    and stays: T − d + 1. :func:`optimal_plan` also gives the actions that achieve it.
+    """
+    return optimal_plan(layout, max_steps, delete_chests)[0]
+
+
+def optimal_plan(layout: MazeLayout, max_steps: int, delete_chests: bool = True) -> tuple[int, list[int]]:
+    """The exact maximum return (as :func:`optimal_return`) and a list of actions that achieves it.
+
+    The actions walk shortest paths between the chests in the optimal visiting order (ties go to
+    the first action in :data:`MOVES`); they stop at the last chest, after which staying is optimal.
     """
     max_steps = check_int("max_steps", max_steps, 0)
     points = [tuple(layout.start)] + [tuple(c) for c in layout.chests]
-    dist = np.array([[bfs_distances(layout.walls, p)[q] for q in points] for p in points], dtype=np.int64)
+    maps = [bfs_distances(layout.walls, p) for p in points]
+    dist = np.array([[m[q] for q in points] for m in maps], dtype=np.int64)
     dist[dist < 0] = max_steps + 1
     n = len(points) - 1
     if n == 0:
-        return 0
+        return 0, []
     if not delete_chests:
-        return max(0, max_steps - int(dist[0, 1:].min()) + 1)
+        nearest = int(dist[0, 1:].argmin())
+        value = max(0, max_steps - int(dist[0, 1 + nearest]) + 1)
+        return value, _walk(layout.walls, maps, [0, 1 + nearest]) if value else []
     too_far = max_steps + 1
     between = dist[1:, 1:]
     best = np.full((1 << n, n), too_far, dtype=np.int64)
     best[1 << np.arange(n), np.arange(n)] = dist[0, 1:]
-    collected = 0
+    came_from = np.full((1 << n, n), -1, dtype=np.int64)
+    collected, final = 0, (0, -1)
     for subset in range(1, 1 << n):
         steps = best[subset]
         if steps.min() > max_steps:
             continue
-        collected = max(collected, bin(subset).count("1"))
-        reach = (steps[:, None] + between).min(axis=0)
+        size = bin(subset).count("1")
+        if size > collected:
+            collected, final = size, (subset, int(steps.argmin()))
+        totals = steps[:, None] + between
+        previous, reach = totals.argmin(axis=0), totals.min(axis=0)
         for k in range(n):
             bit = 1 << k
             if not subset & bit and reach[k] < best[subset | bit, k]:
                 best[subset | bit, k] = reach[k]
-    return collected
+                came_from[subset | bit, k] = previous[k]
+    order: list[int] = []
+    subset, last = final
+    while last >= 0:
+        order.append(last)
+        subset, last = subset & ~(1 << last), came_from[subset, last]
+    return collected, _walk(layout.walls, maps, [0] + [1 + k for k in reversed(order)])
+
+
+def _walk(walls: np.ndarray, maps: list[np.ndarray], stops: list[int]) -> list[int]:
+    """Actions along shortest paths through the points ``stops`` (indices into the distance ``maps``)."""
+    actions: list[int] = []
+    here = tuple(int(v) for v in np.argwhere(maps[stops[0]] == 0)[0])
+    for stop in stops[1:]:
+        to_go = maps[stop]
+        while to_go[here] > 0:
+            for action, (dr, dc) in enumerate(MOVES[1:], start=1):
+                step = (here[0] + dr, here[1] + dc)
+                if not walls[step] and to_go[step] == to_go[here] - 1:
+                    actions.append(action)
+                    here = step
+                    break
+    return actions
 
 
 def greedy_actions(observations: torch.Tensor) -> torch.Tensor:

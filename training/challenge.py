@@ -15,7 +15,7 @@ optima :data:`EVAL_OPTIMA` always belong to the mazes that are played.
 
 **Submissions.** A checkpoint written by ``physrl train`` (loaded only through
 :func:`physrl.training.load_policy`, which never unpickles code), ``builtin:NAME`` for the reference
-policies (:data:`BUILTINS`), or ``--policy module:function`` for a Python callable that maps a batch
+policies (:data:`BUILTINS`, from :mod:`physrl.agents.baselines`), or ``--policy module:function`` for a Python callable that maps a batch
 of observations (float tensor (B, 3, 15, 15): walls, chests, robot) to a batch of actions in 0..4.
 """
 
@@ -29,6 +29,7 @@ import json
 import math
 import os
 import re
+import shlex
 import sys
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 
 import physrl.envs  # noqa: F401  (registers the environments)
-from physrl.envs.maze import greedy_actions, optimal_return
+from physrl.envs.maze import optimal_return
 
 Policy = Callable[[torch.Tensor], Any]
 
@@ -65,17 +66,17 @@ EVAL_OPTIMA = ("7656778776567646666676775678668678587866569666566855867777867566
 RESULT_FORMAT = "physrl-challenge-result-1"
 #: Reference submissions scored by ``builtin:NAME``: name -> agent description.
 BUILTINS = {"random": "uniformly random actions (seed 0)",
-            "greedy": "nearest-chest greedy planner (physrl.envs.maze.greedy_actions)",
-            "optimum": "exact optimum of every maze (physrl.envs.maze.optimal_return)"}
+            "greedy": "nearest-chest greedy planner",
+            "optimum": "exact optimum: plays the optimal plan of every maze"}
 
 
 @dataclass
 class Submission:
-    """What is scored: a policy (``None`` for the exact optimum) and what the result JSON says about it."""
+    """What is scored: a policy and what the result JSON says about it."""
 
     name: str
     agent: str
-    policy: Policy | None
+    policy: Policy
     env_steps: int | None = None
     training_command: str | None = None
 
@@ -136,18 +137,16 @@ def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "c
     return total.cpu().numpy().astype(np.float64)
 
 
-def random_policy(seed: int = 0) -> Policy:
-    """Uniformly random actions from a seeded CPU generator (the same on every device)."""
-    generator = torch.Generator().manual_seed(seed)
-    return lambda obs: torch.randint(0, 5, (obs.shape[0],), generator=generator)
-
-
 def builtin_submission(name: str) -> Submission:
-    """``builtin:NAME`` reference submissions."""
+    """``builtin:NAME`` reference submissions (:mod:`physrl.agents.baselines`)."""
+    from physrl.agents.baselines import MazeOptimalPolicy, maze_greedy_policy, random_policy
+
     if name not in BUILTINS:
         raise ValueError(f"builtin submission must be one of {['builtin:' + n for n in BUILTINS]}, "
                          f"got 'builtin:{name}'")
-    policy = {"random": random_policy(), "greedy": greedy_actions, "optimum": None}[name]
+    space = gym.make_vec(CHALLENGE_ENV, num_envs=1).single_action_space
+    policy = {"random": lambda: random_policy(space, seed=0), "greedy": lambda: maze_greedy_policy,
+              "optimum": lambda: MazeOptimalPolicy(max_steps=40)}[name]()
     return Submission(name, BUILTINS[name], policy, env_steps=0)
 
 
@@ -175,7 +174,11 @@ def python_submission(spec: str) -> Submission:
           "only use code you trust", file=sys.stderr)
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
-    function = getattr(importlib.import_module(module_name), function_name, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ValueError(f"--policy {spec}: cannot import {module_name}: {error}") from None
+    function = getattr(module, function_name, None)
     if not callable(function):
         raise ValueError(f"--policy {spec}: {module_name} has no callable named {function_name!r}")
     return Submission(spec, f"python callable {spec}", function)
@@ -188,12 +191,12 @@ def evaluate(submission: Submission, device: torch.device | str = "cpu",
     The score is the ratio of mean return to mean optimum; its standard error is that of a ratio
     estimator on paired samples (zero for the optimum itself).
     """
-    found = evaluation_set_hash()
+    found = evaluation_set_hash(device)
     if found != EVAL_SET_HASH:
         raise RuntimeError(f"the evaluation set has changed (hash {found}, expected {EVAL_SET_HASH}): the maze "
                            "generator or the random streams differ from those the challenge was fixed with")
     optima = evaluation_optima(count)
-    returns = optima.copy() if submission.policy is None else play(submission.policy, count, device)
+    returns = play(submission.policy, count, device)
     ratio = float(returns.mean() / optima.mean())
     stderr, ratio_stderr = (float(np.std(x, ddof=1) / math.sqrt(count)) if count > 1 else 0.0
                             for x in (returns, (returns - ratio * optima) / optima.mean()))
@@ -318,5 +321,17 @@ def evaluate_command(args: argparse.Namespace) -> str:
     return " ".join(parts)
 
 
+
 def training_command(config: dict[str, Any]) -> str:
-    return ""
+    """A ``physrl train`` command line that reproduces the run of a checkpoint's ``config``."""
+    from physrl.training.train import default_hyperparameters
+
+    defaults = default_hyperparameters(config["agent"])
+    parts = ["physrl train", "--env", config["env_id"], "--agent", config["agent"], "--seed", str(config["seed"]),
+             "--num-envs", str(config["num_envs"]), "--total-steps", str(config["total_steps"])]
+    if config["env_kwargs"]:
+        parts += ["--env-kwargs", shlex.quote(json.dumps(config["env_kwargs"]))]
+    for key, value in config["hyperparameters"].items():
+        if key not in defaults or json.dumps(value) != json.dumps(defaults[key], default=str):
+            parts += ["--set", shlex.quote(f"{key}={json.dumps(value)}")]
+    return " ".join(parts)

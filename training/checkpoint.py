@@ -136,7 +136,7 @@ def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str =
         if config["agent"] not in AGENTS:
             raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: "
                              f"{sorted(AGENTS) + sorted(sb3.ALGORITHMS)}")
-        envs = make_envs(config, config["num_envs"], device)
+        envs = make_envs(config, 1, device)
         agent = AGENTS[config["agent"]](envs, seed=config["seed"], **config["hyperparameters"])
         agent.load_state_dict(state)
 

@@ -223,5 +223,5 @@ def learn(model: BaseAlgorithm, total_steps: int, writer: Any, log: Callable[[in
     model.set_logger(Logger(folder=None, output_formats=[_LossForwarder(writer)]))
     remaining = total_steps - model.num_timesteps
     if remaining > 0:
-        model.learn(remaining, callback=_RunCallback(log, should_stop), reset_num_timesteps=False)
+        model.learn(remaining, callback=_RunCallback(log, should_stop), log_interval=1, reset_num_timesteps=False)
 

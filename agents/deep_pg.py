@@ -1,0 +1,166 @@
+"""Deep policy gradient: REINFORCE with reward-to-go, learned value baseline, entropy bonus, GAE, PPO clipping."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import torch
+from torch import nn
+
+from physrl.agents.base import Agent, check_float, check_int, check_sizes, with_seed
+from physrl.agents.networks import NETWORKS, build_head, build_network
+from physrl.agents.rollout import Batch, gae, masked_mean
+from physrl.envs.core import VectorEnv, check_choice
+
+
+class DeepPolicyGradient(Agent):
+    """Neural policy (and value) network trained by policy gradient on batches of ``num_steps × num_envs``.
+
+    The defaults are the strong configuration, advantage actor-critic with GAE(λ) and PPO's clipped
+    objective over ``update_epochs`` passes of ``num_minibatches`` minibatches. Plain REINFORCE
+    with reward-to-go and a learned value baseline is ``gae_lambda=1.0, clip_coef=None,
+    update_epochs=1, num_minibatches=1``; ``value_baseline=False`` drops the critic too (then only
+    episodes that end within the batch are used).
+
+    Networks (``network``): ``"auto"`` (CNN for image observations, MLP otherwise; Discrete
+    observations are one-hot encoded), ``"mlp"``, ``"cnn"``, ``"action_map"`` (the course's maze
+    network). Actor and critic are separate networks of the same kind. Discrete actions get a
+    Categorical head; Box actions a Gaussian whose mean lies in the box and whose samples are
+    clipped to it.
+    """
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
+                 gamma: float = 0.99, gae_lambda: float = 0.95, value_baseline: bool = True,
+                 clip_coef: float | None = 0.2, update_epochs: int = 4, num_minibatches: int = 4,
+                 ent_coef: float = 0.01, vf_coef: float = 0.5, max_grad_norm: float | None = 0.5,
+                 normalize_advantages: bool = True, network: str = "auto",
+                 hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5) -> None:
+        super().__init__(envs, seed)
+        for name, flag in (("value_baseline", value_baseline), ("normalize_advantages", normalize_advantages)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        hp = {
+            "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
+            "num_steps": self.default_num_steps(num_steps),
+            "gamma": check_float("gamma", gamma, 0.0, 1.0),
+            "gae_lambda": check_float("gae_lambda", gae_lambda, 0.0, 1.0),
+            "value_baseline": value_baseline,
+            "clip_coef": None if clip_coef is None else check_float("clip_coef", clip_coef, 0.0, low_open=True),
+            "update_epochs": check_int("update_epochs", update_epochs, 1),
+            "num_minibatches": check_int("num_minibatches", num_minibatches, 1),
+            "ent_coef": check_float("ent_coef", ent_coef, 0.0),
+            "vf_coef": check_float("vf_coef", vf_coef, 0.0),
+            "max_grad_norm": None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm, 0.0,
+                                                                             low_open=True),
+            "normalize_advantages": normalize_advantages,
+            "network": check_choice("network", network, NETWORKS),
+            "hidden_sizes": check_sizes("hidden_sizes", hidden_sizes),
+            "log_std_init": check_float("log_std_init", log_std_init),
+        }
+        if not value_baseline and hp["gae_lambda"] != 1.0:
+            raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
+        if hp["num_minibatches"] > hp["num_steps"] * envs.num_envs:
+            raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
+                             f"{hp['num_steps'] * envs.num_envs}, got {num_minibatches}")
+        self.hyperparameters = hp
+        obs_space = envs.single_observation_space
+
+        def build() -> tuple[nn.Module, nn.Module, nn.Module | None]:
+            head = build_head(envs.single_action_space, hp["log_std_init"])
+            actor = build_network(hp["network"], obs_space, head.out_dim, hp["hidden_sizes"], out_gain=0.01)
+            critic = build_network(hp["network"], obs_space, 1, hp["hidden_sizes"]) if value_baseline else None
+            return head, actor, critic
+
+        head, actor, critic = with_seed(self.seed, build)
+        self.model = nn.ModuleDict({"head": head, "actor": actor, **({"critic": critic} if critic else {})})
+        self.model.to(self.device)
+        self.head, self.actor, self.critic = head, actor, critic
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp["learning_rate"], eps=1e-5)
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        with torch.no_grad():
+            out = self.actor(obs.to(self.device))
+            return self.head.mode(out) if deterministic else self.head.sample(out, self.generator)[0]
+
+    def _explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Sample actions and keep what the update needs (learning action, log-prob, value)."""
+        with torch.no_grad():
+            out = self.actor(obs)
+            env_action, action = self.head.sample(out, self.generator)
+            log_p, _ = self.head.log_prob_entropy(out, action)
+            extras = {"action": action, "log_prob": log_p}
+            if self.critic is not None:
+                extras["value"] = self.critic(obs).squeeze(-1)
+        return env_action, extras
+
+    def advantages(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(advantages, value targets, mask of steps to learn from), all (T, B)."""
+        hp = self.hyperparameters
+        if self.critic is None:
+            zero = torch.zeros_like(batch.rewards)
+            returns = gae(batch.rewards, zero, batch.dones, zero[0], hp["gamma"], 1.0)
+            return returns, returns, batch.valid & batch.complete
+        with torch.no_grad():
+            last_value = self.critic(batch.last_obs).squeeze(-1)
+        values = batch.extras["value"]
+        adv = gae(batch.rewards, values, batch.dones, last_value, hp["gamma"], hp["gae_lambda"])
+        return adv, adv + values, batch.valid
+
+    def learn_iteration(self) -> dict[str, Any]:
+        hp = self.hyperparameters
+        batch = self.rollout.collect(hp["num_steps"], self._explore)
+        self.global_step += batch.rewards.numel()
+        adv, targets, mask = self.advantages(batch)
+        obs = batch.obs.flatten(0, 1)
+        action = batch.extras["action"].flatten(0, 1)
+        old_log_p = batch.extras["log_prob"].flatten()
+        adv, targets, mask = adv.flatten(), targets.flatten(), mask.flatten()
+        n = adv.shape[0]
+        size = -(-n // hp["num_minibatches"])
+        sums: dict[str, torch.Tensor] = {}
+        for _ in range(hp["update_epochs"]):
+            order = torch.randperm(n, generator=self.generator, device=self.device)
+            for start in range(0, n, size):
+                index = order[start:start + size]
+                losses = self._losses(obs[index], action[index], old_log_p[index], adv[index], targets[index],
+                                      mask[index])
+                self.optimizer.zero_grad()
+                losses["loss"].backward()
+                if hp["max_grad_norm"] is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+                self.optimizer.step()
+                for key, value in losses.items():
+                    sums[key] = sums.get(key, 0.0) + value.detach()
+        updates = hp["update_epochs"] * -(-n // size)
+        logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
+        return {**batch.episode_stats(), **logged}
+
+    def _losses(self, obs: torch.Tensor, action: torch.Tensor, old_log_p: torch.Tensor, adv: torch.Tensor,
+                targets: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        hp = self.hyperparameters
+        log_p, entropy = self.head.log_prob_entropy(self.actor(obs), action)
+        if hp["normalize_advantages"]:
+            mean = masked_mean(adv, mask)
+            std = masked_mean((adv - mean) ** 2, mask).sqrt()
+            adv = (adv - mean) / (std + 1e-8)
+        log_ratio = log_p - old_log_p
+        ratio = log_ratio.exp()
+        surrogate = ratio * adv
+        if hp["clip_coef"] is not None:
+            clipped = ratio.clamp(1 - hp["clip_coef"], 1 + hp["clip_coef"]) * adv
+            surrogate = torch.minimum(surrogate, clipped)
+        out = {"policy_loss": -masked_mean(surrogate, mask), "entropy": masked_mean(entropy, mask),
+               "approx_kl": masked_mean((ratio - 1) - log_ratio, mask).detach()}
+        loss = out["policy_loss"] - hp["ent_coef"] * out["entropy"]
+        if self.critic is not None:
+            out["value_loss"] = 0.5 * masked_mean((self.critic(obs).squeeze(-1) - targets) ** 2, mask)
+            loss = loss + hp["vf_coef"] * out["value_loss"]
+        out["loss"] = loss
+        return out
+
+    def _state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])

@@ -1,0 +1,262 @@
+"""Preparing non-classical oscillator states (V. V. Sivak et al., PRX 12, 011059 (2022); DESIGN §4.4).
+
+A harmonic oscillator truncated at ``n_levels`` Fock levels starts in vacuum and is driven for
+``n_steps`` = T steps; the agent then earns a single-shot reward for the prepared state.
+
+**Control.** ``control="snap_displacement"`` (default): the action is in [−1, 1]^(2+S), S =
+``snap_phases``; α = α_max (a₀ + i a₁), θ_k = π a_{2+k} (θ_k = 0 for k ≥ S), and the step applies
+U = D(α)† SNAP(θ) D(α) (paper Fig. 1; SNAP(θ) = Σ_k e^{iθ_k}|k⟩⟨k|). ``control="ecd"``: qubit ⊗
+oscillator, starting in |g, 0⟩; the action is [a₀, a₁, a₂, a₃] ∈ [−1, 1]⁴, β = α_max (a₀ + i a₁),
+and the step applies the qubit rotation R(θ = π a₂, φ = π a₃) = exp(−iθ/2 (cos φ σx + sin φ σy))
+and then the echoed conditional displacement ECD(β) = D(β/2)|e⟩⟨g| + D(−β/2)|g⟩⟨e| (Eickbusch
+et al., Nat. Phys. 18, 1464 (2022)). With ECD the target is |g⟩ ⊗ |target⟩.
+
+**Target.** ``target="fock"`` with ``n`` (default 1), ``"cat"`` (even cat of amplitude 2,
+normalised in the truncated space), or any normalised ket of ``n_levels`` amplitudes (array or
+``qutip.Qobj``). The fidelity is F = |⟨target|ψ⟩|².
+
+**Reward**, only at the last step (0 before), from single-shot measurements as in the experiment:
+
+* ``"fock"`` (needs ``target="fock"``): +1 if the measurement "is the oscillator in |n⟩?" (with
+  ECD: the qubit measured in |g⟩ *and* n photons) succeeds, −1 otherwise; E[r] = 2F − 1.
+* ``"wigner"``: ``wigner_samples`` = M phase-space points x_j are drawn from the grid
+  :attr:`OscillatorCore.grid` (x, y ∈ [−L, L], 81 × 81) with probability |W_t(x_j)| / Σ|W_t|, and at
+  each a displaced-parity outcome s_j = ±1 is measured (P(+1) = (1 + π W_ψ(x_j)) / 2, W in QuTiP's
+  convention). The reward is (1/M) Σ_j sign(W_t(x_j)) s_j, whose expectation is exactly
+  E[r] = π Σ_grid W_t W_ψ / Σ_grid |W_t| ≈ F / (2 ∫|W_t| dx dy) (the grid sums approximate
+  ∫ W_t W_ψ = F / 2π; with ECD W_ψ is that of the reduced oscillator state).
+* ``"fidelity"``: F itself (an oracle, for evaluation).
+
+``info["fidelity"]`` is F at the last step whatever the mode (``info["_fidelity"]`` marks where it is
+valid); ``info["top_population"]`` is the population of the two highest Fock levels after every step
+(truncation guard: with the defaults it stays below 1e-6 for every action, see the tests).
+
+**Observation**: the index of the next step, one-hot (T,) float32 (all zeros after the last step).
+``feedback=True`` appends the outcome (+1/−1, 0 before the first step) of a measurement made after
+every step, collapsing the state: the photon-number parity (+1 even) with SNAP + D, the qubit
+(+1 = |g⟩) with ECD.
+
+**Render** ``"rgb_array"``: the Wigner function of the current (reduced oscillator) state, red > 0,
+blue < 0, on x, y ∈ [−6, 6].
+
+Simulation: exact kets, complex128 (kernels in :mod:`physrl.envs.kernels.oscillator`). Note that the
+truncated displacement is exact only while the top levels stay empty: with α_max = 3 and S = 10 the
+default ``n_levels = 80`` is needed for that (40 levels reach a top-two population of 3e-3).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
+from physrl.envs.kernels.oscillator import (FockSpace, displaced_parity, echoed_conditional_displacement,
+                                            measure_number, measure_parity, measure_qubit, population,
+                                            rotate_qubit, snap, wigner)
+
+CONTROLS = ("snap_displacement", "ecd")
+REWARD_MODES = ("fock", "wigner", "fidelity")
+CAT_AMPLITUDE = 2.0
+WIGNER_GRID = 81
+RENDER_EXTENT = 6.0
+
+
+def cat_state(n_levels: int, amplitude: float = CAT_AMPLITUDE) -> np.ndarray:
+    """Even cat (|β⟩ + |−β⟩), normalised in the truncated space: amplitudes ∝ β^k/√k! for even k."""
+    k = np.arange(n_levels)
+    log_magnitude = k * math.log(amplitude) - 0.5 * np.array([math.lgamma(i + 1) for i in k])
+    ket = np.where(k % 2 == 0, np.exp(log_magnitude - log_magnitude.max()), 0.0)
+    return ket / np.linalg.norm(ket)
+
+
+def target_ket(target: Any, n_levels: int, n: int | None) -> np.ndarray:
+    """The target as a normalised complex ket of ``n_levels`` amplitudes (see the module docstring)."""
+    if isinstance(target, str):
+        check_choice("target", target, ("fock", "cat"))
+        if target == "cat":
+            if n is not None:
+                raise ValueError("n is only used with target='fock'")
+            return cat_state(n_levels).astype(np.complex128)
+        n = check_int("n", 1 if n is None else n, 0, n_levels - 1)
+        ket = np.zeros(n_levels, dtype=np.complex128)
+        ket[n] = 1.0
+        return ket
+    if n is not None:
+        raise ValueError("n is only used with target='fock'")
+    if hasattr(target, "full") and hasattr(target, "isket"):
+        if not target.isket:
+            raise ValueError(f"target must be a ket, got a qutip.Qobj of type {target.type}")
+        target = target.full()
+    try:
+        ket = np.asarray(target, dtype=np.complex128)
+    except (TypeError, ValueError):
+        raise TypeError(f"target must be 'fock', 'cat', an array or a qutip ket, got {type(target).__name__}") from None
+    if ket.ndim == 2 and ket.shape[1] == 1:
+        ket = ket[:, 0]
+    if ket.shape != (n_levels,):
+        raise ValueError(f"target ket must have shape ({n_levels},) or ({n_levels}, 1) for n_levels={n_levels}, "
+                         f"got {ket.shape}")
+    if not np.isfinite(ket).all():
+        raise ValueError("target ket must be finite")
+    norm = float(np.linalg.norm(ket))
+    if abs(norm - 1.0) > 1e-8:
+        raise ValueError(f"target ket must be normalised (norm 1 within 1e-8), got norm {norm}")
+    return ket
+
+
+class OscillatorCore(BatchCore):
+    """Batched oscillator state preparation: one ket per sub-env, exact single-shot rewards."""
+
+    render_modes = ("rgb_array",)
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu", control: str = "snap_displacement",
+                 n_levels: int = 80, n_steps: int = 5, snap_phases: int | None = None, alpha_max: float = 3.0,
+                 target: Any = "fock", n: int | None = None, reward_mode: str = "fock", wigner_samples: int = 1,
+                 feedback: bool = False) -> None:
+        super().__init__(num_envs, device, check_int("n_steps", n_steps, 1))
+        self.control = check_choice("control", control, CONTROLS)
+        self.n_levels = check_int("n_levels", n_levels, 2)
+        if control == "ecd" and snap_phases is not None:
+            raise ValueError("snap_phases is only used with control='snap_displacement'")
+        self.snap_phases = check_int("snap_phases", 10 if snap_phases is None else snap_phases, 1, self.n_levels)
+        if isinstance(alpha_max, bool) or not isinstance(alpha_max, (int, float, np.number)) \
+                or not math.isfinite(alpha_max) or alpha_max <= 0:
+            raise ValueError(f"alpha_max must be a finite number > 0, got {alpha_max!r}")
+        self.alpha_max = float(alpha_max)
+        self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
+        if reward_mode == "fock" and not (isinstance(target, str) and target == "fock"):
+            raise ValueError("reward_mode='fock' measures a photon number, so it needs target='fock'; "
+                             "use reward_mode='wigner' or 'fidelity' for other targets")
+        self.wigner_samples = check_int("wigner_samples", wigner_samples, 1)
+        if not isinstance(feedback, (bool, np.bool_)):
+            raise TypeError(f"feedback must be a bool, got {feedback!r}")
+        self.feedback = bool(feedback)
+        ket = target_ket(target, self.n_levels, n)
+        self.n = int(np.argmax(np.abs(ket)))  # the Fock level measured by reward_mode="fock"
+        self.space = FockSpace(self.n_levels, self.device)
+        self.target = torch.as_tensor(ket, device=self.device)
+        self.qubit = control == "ecd"
+        self.state_shape = (2, self.n_levels) if self.qubit else (self.n_levels,)
+        self.psi = torch.zeros(self.num_envs, *self.state_shape, dtype=torch.complex128, device=self.device)
+        self.outcome = torch.zeros(self.num_envs, dtype=torch.float32, device=self.device)
+        top = torch.zeros(self.n_levels, dtype=torch.bool, device=self.device)
+        top[-2:] = True
+        self.top_levels = top
+        self._setup_wigner_reward()
+        steps = self.max_steps
+        action_size = 4 if self.qubit else 2 + self.snap_phases
+        self.single_action_space = spaces.Box(-1.0, 1.0, (action_size,), np.float32)
+        if self.feedback:
+            low = np.r_[np.zeros(steps), -1.0].astype(np.float32)
+            self.single_observation_space = spaces.Box(low, np.ones(steps + 1, np.float32), dtype=np.float32)
+        else:
+            self.single_observation_space = spaces.Box(0.0, 1.0, (steps,), np.float32)
+
+    def _setup_wigner_reward(self) -> None:
+        """The phase-space grid, the target's Wigner signs and the sampling distribution ∝ |W_t|."""
+        if self.reward_mode != "wigner":
+            return
+        support = np.nonzero(np.abs(self.target.cpu().numpy()) ** 2 > 1e-12)[0].max()
+        extent = math.sqrt(2) * (math.sqrt(support) + 3.0)
+        axis = torch.linspace(-extent, extent, WIGNER_GRID, dtype=torch.float64, device=self.device)
+        #: grid points α = (x + i y)/√2 of the Wigner reward, flattened (G,)
+        self.grid = torch.complex(axis[None, :].expand(WIGNER_GRID, -1), axis[:, None].expand(-1, WIGNER_GRID))
+        self.grid = self.grid.flatten() / math.sqrt(2)
+        target_w = wigner(self.target[None], axis, axis)[0].flatten()
+        self.grid_sign = torch.sign(target_w)
+        self.grid_cdf = torch.cumsum(target_w.abs(), 0) / target_w.abs().sum()
+        self.grid_target_w = target_w
+
+    def reset_envs(self, index: torch.Tensor) -> None:
+        self.psi[index] = 0
+        if self.qubit:
+            self.psi[index, 0, 0] = 1
+        else:
+            self.psi[index, 0] = 1
+        self.outcome[index] = 0
+
+    def observe(self) -> torch.Tensor:
+        onehot = torch.nn.functional.one_hot(self.elapsed.clamp(max=self.max_steps), self.max_steps + 1)
+        obs = onehot[:, :self.max_steps].to(torch.float32)
+        if self.feedback:
+            obs = torch.cat([obs, self.outcome[:, None]], dim=1)
+        return obs
+
+    def apply(self, psi: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """One control step on the kets ``psi`` for validated actions (B, action size)."""
+        a = actions.to(torch.float64)
+        alpha = self.alpha_max * torch.complex(a[:, 0], a[:, 1])
+        if self.qubit:
+            psi = rotate_qubit(psi, math.pi * a[:, 2], math.pi * a[:, 3])
+            return echoed_conditional_displacement(self.space, psi, alpha)
+        psi = self.space.displace(psi, alpha)
+        psi = snap(psi, math.pi * a[:, 2:])
+        return self.space.displace(psi, -alpha)
+
+    def fidelity(self, psi: torch.Tensor) -> torch.Tensor:
+        """F = |⟨target|ψ⟩|² (with ECD the target is |g⟩ ⊗ |target⟩)."""
+        osc = psi[:, 0] if self.qubit else psi
+        return (osc @ self.target.conj()).abs().square()
+
+    def advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        self.psi = self.apply(self.psi, actions)
+        if self.feedback:
+            u = self.rng.uniform(None)
+            if self.qubit:
+                excited, self.psi = measure_qubit(self.psi, u)
+                self.outcome = 1.0 - 2.0 * excited.to(torch.float32)
+            else:
+                even, self.psi = measure_parity(self.psi, u)
+                self.outcome = 2.0 * even.to(torch.float32) - 1.0
+        fidelity = self.fidelity(self.psi)
+        last = self.elapsed == self.max_steps - 1
+        reward = torch.where(last, self.measure_reward(fidelity), 0.0).to(torch.float32)
+        terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        info = {"fidelity": fidelity, "_fidelity": last, "top_population": population(self.psi, self.top_levels)}
+        return reward, terminated, info
+
+    def measure_reward(self, fidelity: torch.Tensor) -> torch.Tensor:
+        """The single-shot reward of every sub-env's current state (used at the last step)."""
+        if self.reward_mode == "fidelity":
+            return fidelity
+        if self.reward_mode == "fock":
+            u = self.rng.uniform(None, (2,))
+            psi = self.psi
+            success = torch.ones(self.num_envs, dtype=torch.bool, device=self.device)
+            if self.qubit:
+                excited, psi = measure_qubit(psi, u[:, 0])
+                success = ~excited
+            found, _ = measure_number(psi, self.n, u[:, 1])
+            return torch.where(success & found, 1.0, -1.0).to(torch.float64)
+        u = self.rng.uniform(None, (2, self.wigner_samples))
+        index = torch.searchsorted(self.grid_cdf, u[:, 0].contiguous(), right=True).clamp(max=len(self.grid_cdf) - 1)
+        parity = displaced_parity(self.psi, self.grid[index])
+        shot = torch.where(u[:, 1] < (1 + parity) / 2, 1.0, -1.0)
+        return (self.grid_sign[index] * shot).mean(1)
+
+    def wigner_image(self, i: int, pixels: int = 64) -> np.ndarray:
+        """W of sub-env ``i`` on x, y ∈ [−6, 6] (rows: y from top to bottom = high to low)."""
+        axis = torch.linspace(-RENDER_EXTENT, RENDER_EXTENT, pixels, dtype=torch.float64, device=self.device)
+        return wigner(self.psi[i:i + 1], axis, axis.flip(0))[0].cpu().numpy()
+
+    def render_rgb(self, i: int) -> np.ndarray:
+        w = np.clip(self.wigner_image(i) * math.pi, -1.0, 1.0)[..., None]
+        white = np.ones(3)
+        red, blue = np.array([0.8, 0.1, 0.1]), np.array([0.1, 0.2, 0.8])
+        colour = np.where(w >= 0, white + w * (red - white), white - w * (blue - white))
+        image = (255 * colour).round().astype(np.uint8)
+        return np.repeat(np.repeat(image, 4, axis=0), 4, axis=1)
+
+
+class OscillatorStatePrepEnv(SingleEnv):
+    __doc__ = "OscillatorStatePrep-v0, single-env face.\n\n" + __doc__
+    core_class = OscillatorCore
+
+
+class OscillatorStatePrepVectorEnv(VectorEnv):
+    __doc__ = "OscillatorStatePrep-v0, vector face.\n\n" + __doc__
+    core_class = OscillatorCore

@@ -1,0 +1,398 @@
+"""A quantum memory protected by feedback: T. Fösel, P. Tighineanu, T. Weiss, F. Marquardt,
+*Reinforcement Learning with Neural Networks for Quantum Feedback*, PRX 8, 031084 (2018) (DESIGN §4.3).
+
+n qubits (``n_qubits``, 2–6, default 4). Qubit 0 carries an unknown logical state, the others start
+in |0⟩. The logical channel is tracked exactly by four 2ⁿ×2ⁿ matrices: ρ₀ (the image of the
+maximally mixed logical input) and δρx, δρy, δρz, so that logical Bloch vector n ends up as
+ρ₀ + Σᵢ nᵢ δρᵢ (paper §II). Gates, noise and measurements act linearly on all four.
+
+**Step** (one time step Δt per action): first the noise of the interval Δt acts on every qubit
+(``noise``, see :mod:`physrl.envs.kernels.qubits`; p = (1 − e^(−2Δt/T_dec))/2 with ``t_dec`` in
+steps, default 1200), then the chosen action is applied at the end of the interval:
+
+* ``idle``; ``cnot(c,t)`` for the pairs allowed by ``connectivity`` ("all": every ordered pair,
+  "chain": neighbours |c − t| = 1); ``x(q)`` for every qubit; ``h(q)`` for every qubit when
+  ``hadamard=True``; ``measure(q)`` (projective Z) for every qubit in ``measurable``
+  (default: all). The table is ``env.unwrapped.action_names``; :meth:`QubitCore.action_index`
+  looks a name up.
+* A measurement draws outcome m with probability p_m = Tr(Π_m ρ₀) (one uniform from the env's
+  stream, m = 1 iff u ≥ p₀); all four matrices are projected and divided by p_m.
+
+**Reward** (paper Eq. (6)): with R_Q the recoverable quantum information (kernel docstring) and
+R̂_Q(t+1) its average over the outcomes of this step's measurement (Σ_m min_n ‖Π_m A(n) Π_m‖₁; the
+plain R_Q(t+1) when nothing is measured), r = 1 + (R̂_Q(t+1) − R_Q(t)) / (2Δt/T_dec) while
+R̂_Q(t+1) > 10⁻³, else 0. A measurement after which R̂_Q(t+1) ≤ 10⁻³ (it revealed the logical
+state) gives r = −0.1 and terminates the episode. Idling with bit flips earns 0 per step, perfect
+protection 1. Truncation after ``max_steps`` (default 200).
+
+**Observation** (1-D float32): ``obs_mode="measurements"`` (the student's view): one-hot of the last
+action (all zero right after reset) followed by the last outcome of every qubit as its Z eigenvalue
+(+1 for 0, −1 for 1, 0 if never measured); ``"state"`` (the teacher's view): real and imaginary parts
+of the four channel matrices, flattened (8·4ⁿ numbers, all within [−1, 1]).
+``info["recoverable_information"]`` is R_Q after the step, ``info["outcome"]`` the measured bit or
+−1. For independent bit flips, dephasing and the correlated noise an idle memory keeps
+R_Q(t) = e^(−2t/T_dec); with "bitflip+dephasing" the y component decays twice as fast, e^(−4t/T_dec).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
+from physrl.envs.kernels import qubits as K
+
+NOISES = ("bitflip", "dephasing", "bitflip+dephasing", "correlated")
+CONNECTIVITIES = ("all", "chain")
+OBS_MODES = ("measurements", "state")
+#: R̂_Q at or below this counts as "the logical information is gone".
+REVEALED = 1e-3
+#: Newton iterations of the warm-started R_Q search after every step.
+WARM_ITERATIONS = 1
+
+
+def initial_channel(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """ρ₀, δρx, δρy, δρz (4, d, d) at t = 0: (1, σx, σy, σz)/2 on qubit 0 ⊗ |0…0⟩⟨0…0| on the others."""
+    d, one = 2**n, 2 ** (n - 1)
+    out = torch.zeros(4, d, d, dtype=torch.complex128, device=device)
+    out[0, 0, 0] = out[0, one, one] = 0.5
+    out[1, 0, one] = out[1, one, 0] = 0.5
+    out[2, 0, one], out[2, one, 0] = -0.5j, 0.5j
+    out[3, 0, 0], out[3, one, one] = 0.5, -0.5
+    return out
+
+
+def action_table(n_qubits: int, connectivity: str, hadamard: bool, measurable: tuple[int, ...]) -> list[tuple]:
+    """The actions as (name, kind, qubits) in index order: idle, cnots, x, h, measure."""
+    table: list[tuple] = [("idle", "idle", ())]
+    for c in range(n_qubits):
+        for t in range(n_qubits):
+            if c != t and (connectivity == "all" or abs(c - t) == 1):
+                table.append((f"cnot({c},{t})", "cnot", (c, t)))
+    table += [(f"x({q})", "x", (q,)) for q in range(n_qubits)]
+    if hadamard:
+        table += [(f"h({q})", "h", (q,)) for q in range(n_qubits)]
+    table += [(f"measure({q})", "measure", (q,)) for q in measurable]
+    return table
+
+
+class QubitCore(BatchCore):
+    """Batched channel matrices (B, 4, d, d) complex128, R_Q and the measurement record of every sub-env."""
+
+    render_modes = ("ansi", "rgb_array")
+
+    def __init__(self, num_envs: int, device: torch.device | str = "cpu", n_qubits: int = 4,
+                 noise: str = "bitflip", t_dec: float = 1200.0, connectivity: str = "all", hadamard: bool = False,
+                 measurable: tuple[int, ...] | list[int] | None = None, obs_mode: str = "measurements",
+                 max_steps: int = 200) -> None:
+        super().__init__(num_envs, device, max_steps)
+        self.n_qubits = n = check_int("n_qubits", n_qubits, 2, 6)
+        self.noise = check_choice("noise", noise, NOISES)
+        if isinstance(t_dec, bool) or not isinstance(t_dec, (int, float, np.integer, np.floating)) \
+                or not math.isfinite(t_dec) or t_dec <= 0:
+            raise ValueError(f"t_dec must be a finite number of steps > 0, got {t_dec!r}")
+        self.t_dec = float(t_dec)
+        self.connectivity = check_choice("connectivity", connectivity, CONNECTIVITIES)
+        if not isinstance(hadamard, (bool, np.bool_)):
+            raise TypeError(f"hadamard must be a bool, got {hadamard!r}")
+        self.hadamard = bool(hadamard)
+        if measurable is None:
+            measurable = tuple(range(n))
+        measurable = tuple(check_int("measurable qubit", q, 0, n - 1) for q in measurable)
+        if len(set(measurable)) != len(measurable):
+            raise ValueError(f"measurable must list distinct qubits in [0, {n - 1}], got {measurable}")
+        self.measurable = measurable
+        self.obs_mode = check_choice("obs_mode", obs_mode, OBS_MODES)
+        self.dim = d = 2**n
+        table = action_table(n, self.connectivity, self.hadamard, measurable)
+        self.action_names: tuple[str, ...] = tuple(name for name, _, _ in table)
+        self.single_action_space = spaces.Discrete(len(table))
+        size = len(table) + n if obs_mode == "measurements" else 8 * d * d
+        self.single_observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
+
+        dev = self.device
+        identity = torch.arange(d, device=dev)
+        perms, h_qubit, m_qubit = [], [], []
+        for _, kind, qubits in table:
+            perms.append(K.cnot_permutation(n, *qubits, dev) if kind == "cnot"
+                         else K.x_permutation(n, qubits[0], dev) if kind == "x" else identity)
+            h_qubit.append(qubits[0] if kind == "h" else -1)
+            m_qubit.append(qubits[0] if kind == "measure" else -1)
+        self._perms = torch.stack(perms)
+        self._is_perm = torch.tensor([kind in ("cnot", "x") for _, kind, _ in table], device=dev)
+        self._h_qubit = torch.tensor(h_qubit, device=dev)
+        self._m_qubit = torch.tensor(m_qubit, device=dev)
+        decay = math.exp(-2.0 / self.t_dec)
+        if noise == "correlated":
+            self._factor = K.collective_dephasing_factor(n, decay, dev)
+        else:
+            self._factor = K.dephasing_factor(n, decay, dev)
+        self._initial = initial_channel(n, dev)
+
+        self.rho = self._initial.expand(self.num_envs, -1, -1, -1).clone()
+        self.recoverable = torch.ones(self.num_envs, dtype=torch.float64, device=dev)
+        self.direction = torch.zeros(self.num_envs, 3, dtype=torch.float64, device=dev)
+        self.last_action = torch.full((self.num_envs,), -1, dtype=torch.int64, device=dev)
+        self.last_outcome = torch.zeros(self.num_envs, n, dtype=torch.float32, device=dev)
+        self.history = torch.full((self.num_envs, self.max_steps, 2), -1, dtype=torch.int64, device=dev)
+
+    # ------------------------------------------------------------------ names
+    def action_index(self, name: str) -> int:
+        """Index of the action called ``name`` (e.g. ``"cnot(0,3)"``); a clear ValueError otherwise."""
+        compact = re.sub(r"\s+", "", str(name)).lower()
+        if compact in self.action_names:
+            return self.action_names.index(compact)
+        match = re.fullmatch(r"(cnot|x|h|measure)\((\d+)(?:,(\d+))?\)", compact)
+        if match is None:
+            raise ValueError(f"unknown action name {name!r}; the actions are {list(self.action_names)}")
+        kind, qubits = match.group(1), [int(g) for g in match.groups()[1:] if g is not None]
+        if any(q >= self.n_qubits for q in qubits):
+            raise ValueError(f"action {name!r} names a qubit outside [0, {self.n_qubits - 1}] (n_qubits={self.n_qubits})")
+        if kind == "cnot" and len(qubits) == 2 and qubits[0] != qubits[1]:
+            raise ValueError(f"action {name!r} is not allowed by connectivity={self.connectivity!r} "
+                             f"(only neighbouring qubits |c - t| = 1 are coupled)")
+        if kind == "h":
+            raise ValueError(f"action {name!r} needs hadamard=True")
+        if kind == "measure":
+            raise ValueError(f"action {name!r} is not available: measurable={list(self.measurable)}")
+        raise ValueError(f"unknown action name {name!r}; the actions are {list(self.action_names)}")
+
+    # ------------------------------------------------------------------ physics
+    def reset_envs(self, index: torch.Tensor) -> None:
+        self.rho[index] = self._initial
+        self.recoverable[index] = 1.0
+        self.direction[index] = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=self.device)
+        self.last_action[index] = -1
+        self.last_outcome[index] = 0.0
+        self.history[index] = -1
+
+    def apply_noise(self, rho: torch.Tensor) -> torch.Tensor:
+        """The noise of one time step on every qubit (module docstring of the kernels)."""
+        if self.noise in ("bitflip", "bitflip+dephasing"):
+            rho = K.bit_flip(rho, (1.0 - math.exp(-2.0 / self.t_dec)) / 2, self.n_qubits)
+        if self.noise != "bitflip":
+            rho = K.dephase(rho, self._factor)
+        return rho
+
+    def observe(self) -> torch.Tensor:
+        if self.obs_mode == "state":
+            flat = torch.view_as_real(self.rho).permute(0, 4, 1, 2, 3).reshape(self.num_envs, -1)
+            return flat.clamp(-1.0, 1.0).to(torch.float32)
+        onehot = torch.zeros(self.num_envs, self.single_action_space.n, dtype=torch.float32, device=self.device)
+        started = self.last_action >= 0
+        onehot[started, self.last_action[started]] = 1.0
+        return torch.cat([onehot, self.last_outcome], dim=1)
+
+    def advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        n = self.n_qubits
+        rho = self.apply_noise(self.rho)
+        if bool(self._is_perm[actions].any()):
+            rho = K.permute(rho, self._perms[actions])
+        h_qubit, m_qubit = self._h_qubit[actions], self._m_qubit[actions]
+        for q in range(n):
+            hit = (h_qubit == q).nonzero().squeeze(1)
+            if len(hit):
+                rho[hit] = K.hadamard(rho[hit], n, q)
+        uniform = self.rng.uniform(None, ())
+        outcome = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
+        averaged = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        new_recoverable = torch.zeros_like(averaged)
+        new_direction = self.direction.clone()
+        quiet = (m_qubit < 0).nonzero().squeeze(1)
+        if len(quiet):
+            value, direction = K.recoverable_information(rho[quiet, 1:], self.direction[quiet], WARM_ITERATIONS)
+            averaged[quiet], new_recoverable[quiet], new_direction[quiet] = value, value, direction
+        for q in self.measurable:
+            hit = (m_qubit == q).nonzero().squeeze(1)
+            if len(hit):
+                self._measure(rho, hit, q, uniform[hit], outcome, averaged, new_recoverable, new_direction)
+        self.rho = rho
+        reward = 1.0 + (averaged - self.recoverable) / (2.0 / self.t_dec)
+        reward = torch.where(averaged > REVEALED, reward, torch.zeros_like(reward))
+        terminated = (m_qubit >= 0) & (averaged <= REVEALED)
+        reward = torch.where(terminated, torch.full_like(reward, -0.1), reward)
+        self.recoverable, self.direction = new_recoverable, new_direction
+        self.last_action = actions.clone()
+        measured = outcome >= 0
+        self.last_outcome[measured, m_qubit[measured]] = 1.0 - 2.0 * outcome[measured].to(torch.float32)
+        slot = self.elapsed.clamp(max=self.max_steps - 1)
+        rows = torch.arange(self.num_envs, device=self.device)
+        self.history[rows, slot] = torch.stack([actions, outcome], dim=1)
+        info = {"recoverable_information": new_recoverable.clone(), "outcome": outcome}
+        return reward.to(torch.float32), terminated, info
+
+    def _measure(self, rho: torch.Tensor, hit: torch.Tensor, q: int, uniform: torch.Tensor, outcome: torch.Tensor,
+                 averaged: torch.Tensor, new_recoverable: torch.Tensor, new_direction: torch.Tensor) -> None:
+        """Z measurement of qubit ``q`` in the sub-envs ``hit``: both branches' R_Q, Born sampling, projection."""
+        n = self.n_qubits
+        sub = rho[hit]
+        branch_values, branch_directions, probabilities = [], [], []
+        for m in (0, 1):
+            keep = K.outcome_indices(n, q, m, self.device)
+            block = sub[:, :, keep][:, :, :, keep]
+            probabilities.append(torch.diagonal(block[:, 0], dim1=-2, dim2=-1).real.sum(-1))
+            value, direction = K.recoverable_information(block[:, 1:], self.direction[hit], WARM_ITERATIONS + 2)
+            branch_values.append(value)
+            branch_directions.append(direction)
+        got = (uniform >= probabilities[0]).to(torch.int64)
+        chosen = got.bool()
+        probability = torch.where(chosen, probabilities[1], probabilities[0]).clamp_min(1e-300)
+        rho[hit] = K.project(sub, n, q, got) / probability[:, None, None, None]
+        averaged[hit] = branch_values[0] + branch_values[1]
+        new_recoverable[hit] = torch.where(chosen, branch_values[1], branch_values[0]) / probability
+        new_direction[hit] = torch.where(chosen[:, None], branch_directions[1], branch_directions[0])
+        outcome[hit] = got
+
+    # ------------------------------------------------------------------ rendering
+    def render_ansi(self, i: int) -> str:
+        steps = int(self.elapsed[i])
+        lines = [f"n_qubits={self.n_qubits} noise={self.noise} t={steps} R_Q={float(self.recoverable[i]):.6f}"]
+        record = self.history[i, :steps].tolist()
+        words = []
+        for action, result in record:
+            words.append(self.action_names[action] + (f"->{result}" if result >= 0 else ""))
+        lines += [" ".join(words[k:k + 8]) for k in range(0, len(words), 8)]
+        return "\n".join(lines) + "\n"
+
+    def render_rgb(self, i: int) -> np.ndarray:
+        """The circuit so far: one row per qubit, one column per step (CNOT control dark, target and X red,
+        H blue, measurement green for 0 / black for 1), scaled ×6."""
+        n, steps = self.n_qubits, self.max_steps
+        image = np.full((2 * n + 1, steps, 3), 245, dtype=np.uint8)
+        image[1:2 * n:2] = (200, 200, 200)
+        for t, (action, result) in enumerate(self.history[i].tolist()):
+            if action < 0:
+                break
+            name = self.action_names[action]
+            qubits = [int(v) for v in re.findall(r"\d+", name)]
+            if name.startswith("cnot"):
+                c, tg = qubits
+                lo, hi = sorted((c, tg))
+                image[2 * lo + 1:2 * hi + 2, t] = (120, 120, 120)
+                image[2 * c + 1, t] = (20, 20, 20)
+                image[2 * tg + 1, t] = (220, 40, 40)
+            elif name.startswith("x"):
+                image[2 * qubits[0] + 1, t] = (220, 40, 40)
+            elif name.startswith("h"):
+                image[2 * qubits[0] + 1, t] = (40, 90, 220)
+            elif name.startswith("measure"):
+                image[2 * qubits[0] + 1, t] = (30, 170, 60) if result == 0 else (0, 0, 0)
+        return np.repeat(np.repeat(image, 6, axis=0), 6, axis=1)
+
+
+class QubitErrorCorrectionEnv(SingleEnv):
+    __doc__ = "QubitErrorCorrection-v0, single-env face.\n\n" + __doc__
+    core_class = QubitCore
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.core.action_names
+
+    def action_index(self, name: str) -> int:
+        """Index of the action called ``name``; ValueError naming the reason otherwise."""
+        return self.core.action_index(name)
+
+
+class QubitErrorCorrectionVectorEnv(VectorEnv):
+    __doc__ = "QubitErrorCorrection-v0, vector face.\n\n" + __doc__
+    core_class = QubitCore
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.core.action_names
+
+    def action_index(self, name: str) -> int:
+        """Index of the action called ``name``; ValueError naming the reason otherwise."""
+        return self.core.action_index(name)
+
+
+# ---------------------------------------------------------------------- reference policies
+
+
+def idle_policy(envs: QubitErrorCorrectionVectorEnv) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The unprotected memory: always ``idle``."""
+    index = envs.action_index("idle")
+    return lambda obs: torch.full((obs.shape[0],), index, dtype=torch.int64, device=obs.device)
+
+
+class RepetitionCodePolicy:
+    """The hand-written 3-qubit bit-flip repetition code with qubit 3 as the syndrome ancilla.
+
+    Encode: cnot(0,1), cnot(0,2). Then repeat: cnot(0,3), cnot(1,3), measure(3) (parity of qubits
+    0,1); cnot(1,3), cnot(2,3), measure(3) (parity of 1,2); X on the qubit both parities point to.
+    The ancilla is never reset: its value is the last outcome, tracked in software, so a parity is
+    the new outcome XOR the previous one. Works on a batch of ``"measurements"`` observations
+    (a new episode is recognised by its all-zero last-action one-hot).
+    """
+
+    CYCLE = ("cnot(0,3)", "cnot(1,3)", "measure(3)", "cnot(1,3)", "cnot(2,3)", "measure(3)")
+
+    def __init__(self, envs: QubitErrorCorrectionVectorEnv) -> None:
+        core = envs.core
+        if core.obs_mode != "measurements" or core.n_qubits < 4:
+            raise ValueError("the repetition code needs obs_mode='measurements' and n_qubits >= 4")
+        self.n_actions = core.single_action_space.n
+        self.encode = torch.tensor([core.action_index(a) for a in ("cnot(0,1)", "cnot(0,2)")], device=core.device)
+        self.cycle = torch.tensor([core.action_index(a) for a in self.CYCLE], device=core.device)
+        self.flips = torch.tensor([core.action_index(a) for a in ("idle", "x(2)", "x(0)", "x(1)")], device=core.device)
+        self.phase = torch.zeros(core.num_envs, dtype=torch.int64, device=core.device)
+        self.ancilla = torch.zeros_like(self.phase)
+        self.first = torch.zeros_like(self.phase)
+        self.parity = torch.zeros_like(self.phase)
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        new = obs[:, :self.n_actions].sum(1) == 0
+        self.phase[new], self.ancilla[new] = 0, 0
+        outcome = (obs[:, self.n_actions + 3] < 0).to(torch.int64)  # last outcome of the ancilla
+        # phase p is the action about to be taken: 0,1 encode; 2..7 the cycle; 8 the correction
+        after_measure = (self.phase == 5) | (self.phase == 8)
+        self.parity = torch.where(after_measure, outcome ^ self.ancilla, self.parity)
+        self.first = torch.where(self.phase == 5, self.parity, self.first)
+        self.ancilla = torch.where(after_measure, outcome, self.ancilla)
+        syndrome = self.first * 2 + self.parity  # 0 none, 1 qubit 2, 2 qubit 0, 3 qubit 1
+        cycle = self.cycle[(self.phase - 2).clamp(0, 5)]
+        actions = torch.where(self.phase < 2, self.encode[self.phase.clamp(max=1)], cycle)
+        actions = torch.where(self.phase == 8, self.flips[syndrome], actions)
+        self.phase = torch.where(self.phase == 8, torch.full_like(self.phase, 2), self.phase + 1)
+        return actions
+
+
+def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[QubitErrorCorrectionVectorEnv], Callable],
+                       num_envs: int = 4096, steps: int | None = None, seed: int = 0,
+                       groups: int = 16) -> tuple[float, float]:
+    """T_eff / T_dec of a policy, with its standard error, from one batch of rollouts (DESIGN §4.3).
+
+    Runs ``num_envs`` episodes of ``steps`` steps (default ``max_steps``) from reset and fits
+    E[R_Q(t)] = e^(−2t/T_eff) through the origin: with y(t) = −ln mean R_Q(t), 2/T_eff =
+    Σ t y / Σ t². A terminated episode counts as R_Q = 0 from then on. The error is the spread of
+    the same estimate over ``groups`` disjoint groups of episodes, divided by √groups.
+    """
+    options = dict(env_options)
+    if steps is not None:
+        options["max_steps"] = steps
+    envs = QubitErrorCorrectionVectorEnv(num_envs=num_envs, **options)
+    policy = policy_factory(envs)
+    obs, _ = envs.reset(seed=seed)
+    horizon = envs.core.max_steps
+    alive = torch.ones(num_envs, dtype=torch.bool)
+    trace = torch.zeros(horizon, num_envs, dtype=torch.float64)
+    for t in range(horizon):
+        obs, _, terminated, _, info = envs.step(policy(obs))
+        trace[t] = torch.where(alive, info["recoverable_information"].cpu(), torch.zeros(num_envs, dtype=torch.float64))
+        alive &= ~terminated.cpu()
+    time = torch.arange(1, horizon + 1, dtype=torch.float64)
+
+    def ratio(block: torch.Tensor) -> float:
+        y = -torch.log(block.mean(1).clamp_min(1e-300))
+        slope = float((time * y).sum() / (time * time).sum())
+        return 2.0 / slope / envs.core.t_dec if slope > 0 else math.inf
+
+    estimate = ratio(trace)
+    parts = [ratio(block) for block in trace.chunk(groups, dim=1)]
+    error = float(np.std(parts, ddof=1) / math.sqrt(len(parts)))
+    return estimate, error

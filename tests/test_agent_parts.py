@@ -1,0 +1,173 @@
+"""Unit tests of the agents' shared pieces: rollouts, returns, networks, resume, baselines, errors."""
+
+import io
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from physrl.agents import AGENTS, DeepPolicyGradient, TabularPolicyGradient
+from physrl.agents.baselines import (MazeOptimalPolicy, episode_returns, maze_greedy_policy, random_policy, random_walker_optimum,
+                                     walker_target_optimum_policy)
+from physrl.agents.networks import ActionMapNet, GaussianHead
+from physrl.agents.rollout import Rollout, discounted_returns, gae
+from physrl.envs.maze import MOVES, MazeLayout, optimal_plan, optimal_return
+from physrl.envs.walker import walker_target_optimum
+
+
+def test_rollout_masks_the_autoreset_step_and_counts_episodes():
+    envs = gym.make_vec("physrl/RandomWalker-v0", num_envs=2, max_steps=3)
+    rollout = Rollout(envs, seed=0)
+    batch = rollout.collect(9, lambda obs: (torch.ones(2, dtype=torch.int64), {}))
+    # Steps 0-2 are the first episode, step 3 the autoreset step, 4-6 the second episode, 7 autoreset.
+    assert batch.valid[:, 0].tolist() == [True, True, True, False, True, True, True, False, True]
+    assert batch.dones[:, 0].tolist() == [False, False, True, False, False, False, True, False, False]
+    assert batch.obs[:, 0].tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0]
+    assert batch.complete[:, 0].tolist() == [True] * 7 + [False] * 2
+    stats = batch.episode_stats()
+    assert stats == {"episodic_return": [3.0, 3.0, 3.0, 3.0], "episodic_length": [3, 3, 3, 3]}
+
+
+def test_gae_with_lambda_one_is_reward_to_go_minus_value():
+    generator = torch.Generator().manual_seed(0)
+    rewards = torch.rand(7, 3, generator=generator)
+    values = torch.rand(7, 3, generator=generator)
+    dones = torch.rand(7, 3, generator=generator) < 0.3
+    last = torch.rand(3, generator=generator)
+    returns = discounted_returns(rewards, dones, 0.9, last)
+    assert torch.allclose(gae(rewards, values, dones, last, 0.9, 1.0), returns - values)
+    # λ = 0: one-step TD errors.
+    next_values = torch.cat([values[1:], last[None]])
+    assert torch.allclose(gae(rewards, values, dones, last, 0.9, 0.0), rewards + 0.9 * next_values * ~dones - values)
+
+
+def test_gaussian_head_keeps_actions_in_the_box_and_has_the_normal_log_prob():
+    head = GaussianHead(spaces.Box(-1.0, 1.0, (12,)), log_std_init=0.5)
+    out = torch.randn(256, 12) * 5
+    env_action, raw = head.sample(out, torch.Generator().manual_seed(0))
+    assert env_action.shape == (256, 12) and bool((env_action.abs() <= 1).all()) and bool((raw.abs() > 1).any())
+    assert bool((head.mode(out).abs() <= 1).all())
+    log_p, entropy = head.log_prob_entropy(out, raw)
+    normal = torch.distributions.Normal(head._mean(out), head.log_std.exp())
+    assert torch.allclose(log_p, normal.log_prob(raw).sum(-1), atol=1e-5)
+    assert torch.allclose(entropy, normal.entropy().sum(-1), atol=1e-5)
+
+
+def test_action_map_net_reads_the_robot_cell():
+    net = ActionMapNet(spaces.Box(0.0, 1.0, (3, 7, 7)), out_dim=5)
+    obs = torch.zeros(2, 3, 7, 7)
+    obs[0, 2, 1, 1] = obs[1, 2, 3, 5] = 1
+    maps = net.convs(obs)
+    assert torch.equal(net(obs), torch.stack([maps[0, :, 1, 1], maps[1, :, 3, 5]]))
+
+
+def make_envs(name):
+    if name in ("tabular-pg", "q-learning", "dqn"):
+        return gym.make_vec("physrl/TreasureMaze-v0", num_envs=4, size=7, n_chests=3, max_steps=10,
+                            fixed_maze=True, maze_seed=2, obs_mode="position", delete_chests=False)
+    return gym.make_vec("physrl/TreasureMaze-v0", num_envs=4, size=7, n_chests=3, max_steps=10)
+
+
+@pytest.mark.parametrize("name", sorted(AGENTS))
+def test_resume_is_exact(name):
+    """Two iterations, save, two more == load into a fresh agent on a fresh env, two more."""
+    small = {"dqn": dict(learning_starts=10, batch_size=8)}.get(name, {})
+    agent = AGENTS[name](make_envs(name), seed=3, **small)
+    for _ in range(2):
+        agent.learn_iteration()
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    expected = [agent.learn_iteration() for _ in range(2)]
+    resumed = AGENTS[name](make_envs(name), seed=99, **small)
+    buffer.seek(0)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    assert [resumed.learn_iteration() for _ in range(2)] == expected
+    assert resumed.global_step == agent.global_step
+    for key, value in agent.state_dict().items():
+        if key in ("model", "q_network"):
+            for name_, tensor in value.items():
+                assert torch.equal(tensor, resumed.state_dict()[key][name_])
+    obs = resumed.rollout.obs
+    assert torch.equal(agent.act(obs), resumed.act(obs))
+
+
+def test_hyperparameters_are_resolved_and_json_serialisable():
+    envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)
+    agent = DeepPolicyGradient(envs, hidden_sizes=(32,))
+    assert agent.hyperparameters["num_steps"] == 11 and agent.hyperparameters["hidden_sizes"] == [32]
+    json.dumps(agent.hyperparameters)
+
+
+@pytest.mark.parametrize("kwargs, error, word", [
+    (dict(learning_rate=0.0), ValueError, "learning_rate"),
+    (dict(learning_rate="fast"), TypeError, "learning_rate"),
+    (dict(gae_lambda=1.5), ValueError, "gae_lambda"),
+    (dict(network="transformer"), ValueError, "network"),
+    (dict(value_baseline=False), ValueError, "gae_lambda"),
+    (dict(num_minibatches=10_000), ValueError, "num_minibatches"),
+    (dict(hidden_sizes=[64, 0]), ValueError, "hidden_sizes"),
+    (dict(clip_coef=-0.1), ValueError, "clip_coef"),
+    (dict(num_steps=0), ValueError, "num_steps"),
+])
+def test_bad_hyperparameters_name_the_argument(kwargs, error, word):
+    envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)
+    with pytest.raises(error, match=word):
+        DeepPolicyGradient(envs, **kwargs)
+
+
+def test_tabular_agents_refuse_image_observations_and_bad_choices():
+    images = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3)
+    with pytest.raises(TypeError, match="Discrete observation"):
+        TabularPolicyGradient(images)
+    with pytest.raises(TypeError, match="Discrete observation"):
+        AGENTS["q-learning"](images)
+    walker = gym.make_vec("physrl/RandomWalker-v0", num_envs=2)
+    with pytest.raises(ValueError, match="baseline"):
+        TabularPolicyGradient(walker, baseline="median")
+    with pytest.raises(ValueError, match="epsilon_end"):
+        AGENTS["q-learning"](walker, epsilon_end=2.0)
+
+
+def simulate(layout: MazeLayout, actions: list[int], max_steps: int, delete_chests: bool) -> float:
+    chests, here, total = set(layout.chests), tuple(layout.start), 0
+    for action in (actions + [0] * max_steps)[:max_steps]:
+        step = (here[0] + MOVES[action][0], here[1] + MOVES[action][1])
+        here = here if layout.walls[step] else step
+        if here in chests:
+            total += 1
+            if delete_chests:
+                chests.discard(here)
+    return total
+
+
+@pytest.mark.parametrize("delete_chests", [True, False])
+def test_optimal_plan_achieves_the_optimal_return(delete_chests):
+    envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=30, size=9, n_chests=6, max_steps=25)
+    envs.reset(seed=5)
+    for i in range(30):
+        layout = envs.core.layout(i)
+        value, actions = optimal_plan(layout, 25, delete_chests)
+        assert value == optimal_return(layout, 25, delete_chests)
+        assert len(actions) <= 25 and simulate(layout, actions, 25, delete_chests) == value
+
+
+def test_maze_baselines_on_the_challenge():
+    envs = gym.make_vec("physrl/TreasureMazeChallenge-v0", num_envs=20)
+    envs.reset(seed=7)
+    optimum = np.mean([optimal_return(envs.core.layout(i), 40) for i in range(20)])
+    optimal = episode_returns(envs, MazeOptimalPolicy(40), seed=7).mean().item()
+    greedy = episode_returns(envs, maze_greedy_policy, seed=7).mean().item()
+    rand = episode_returns(envs, random_policy(envs.single_action_space), seed=7).mean().item()
+    assert optimal == pytest.approx(optimum)
+    assert rand < greedy <= optimal
+
+
+def test_walker_optimum_policies():
+    walker = gym.make_vec("physrl/RandomWalker-v0", num_envs=8)
+    assert episode_returns(walker, random_walker_optimum, seed=0).tolist() == [20.0] * 8
+    target = gym.make_vec("physrl/WalkerTarget-v0", num_envs=4000)
+    mean = episode_returns(target, walker_target_optimum_policy, seed=0).mean().item()
+    assert abs(mean - walker_target_optimum()) < 0.3

@@ -1,0 +1,430 @@
+"""``physrl train``: train an agent on a registered env, with TensorBoard logs, checkpoints and resume.
+
+Every run writes ``{logdir}/{env}__{agent}__{seed}__{timestamp}/`` holding ``checkpoint.pt``,
+``config.json`` and TensorBoard events (``charts/episodic_return``, ``charts/episodic_length``,
+``charts/SPS``, ``losses/*``, hyperparameters as text). SIGINT or SIGTERM stops after the current
+iteration, saves a checkpoint and exits; ``--resume`` continues that run at the same global step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import signal
+import sys
+import threading
+import time
+import tomllib
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import torch
+import yaml
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+import physrl.envs  # noqa: F401  (registers the environments)
+from physrl.envs.core import check_int
+from physrl.training import sb3
+from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
+                                        save_checkpoint, space_spec)
+
+DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
+#: keys of a --config file (YAML or TOML); CLI options override them
+FILE_KEYS = ("env", "agent", "num_envs", "device", "total_steps", "seed", "logdir", "env_kwargs", "hyperparameters")
+
+
+def our_agents() -> dict[str, type]:
+    """``physrl.agents.AGENTS``: our from-scratch agents by CLI name."""
+    from physrl.agents import AGENTS
+    return AGENTS
+
+
+def agent_names() -> list[str]:
+    """Every name ``--agent`` accepts: ours, then the SB3 references."""
+    return sorted(our_agents()) + sorted(sb3.ALGORITHMS)
+
+
+def default_hyperparameters(agent: str) -> dict[str, Any]:
+    """The hyperparameters an agent accepts, with their defaults (for ours: the constructor's keywords)."""
+    if agent in sb3.ALGORITHMS:
+        return sb3.default_hyperparameters(agent)
+    agents = our_agents()
+    if agent not in agents:
+        raise ValueError(f"agent must be one of {agent_names()}, got {agent!r}")
+    return {name: parameter.default for name, parameter in inspect.signature(agents[agent]).parameters.items()
+            if name not in ("envs", "seed")
+            and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
+
+
+def _coerce(agent: str, key: str, value: Any, default: Any) -> Any:
+    """``value`` converted to the type of ``default`` where that is lossless (int -> float, "3e-4" -> float).
+
+    ``None`` (YAML ``null``) is passed on as is: the agent says whether it accepts it.
+    """
+    if value is None or default is None or default is inspect.Parameter.empty:
+        return value
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return float(value)  # YAML 1.1 reads 3e-4 as a string
+            except ValueError:
+                pass
+    elif isinstance(default, (list, tuple)):
+        if isinstance(value, (list, tuple)):
+            return list(value)
+    elif isinstance(value, type(default)):
+        return value
+    raise TypeError(f"hyperparameter {key!r} of {agent} must be a {type(default).__name__} like its default "
+                    f"{default!r}, got {value!r}")
+
+
+def resolve_hyperparameters(agent: str, overrides: dict[str, Any]) -> dict[str, Any]:
+    """Check ``overrides`` against the agent's hyperparameters; return them converted to the defaults' types."""
+    defaults = default_hyperparameters(agent)
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        allowed = ", ".join(f"{name}={value!r}" for name, value in sorted(defaults.items()))
+        raise ValueError(f"unknown hyperparameter(s) {unknown} for agent {agent!r}; allowed (with defaults): {allowed}")
+    return {key: _coerce(agent, key, value, defaults[key]) for key, value in overrides.items()}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML (.yaml/.yml) or TOML (.toml) run configuration and check its keys (:data:`FILE_KEYS`)."""
+    path = Path(path)
+    if path.suffix in (".yaml", ".yml"):
+        with open(path, encoding="utf-8") as file:
+            config = yaml.safe_load(file) or {}
+    elif path.suffix == ".toml":
+        with open(path, "rb") as file:
+            config = tomllib.load(file)
+    else:
+        raise ValueError(f"config must be a .yaml, .yml or .toml file, got {str(path)!r}")
+    if not isinstance(config, dict):
+        raise ValueError(f"config file {str(path)!r} must hold a mapping of {list(FILE_KEYS)}, got {config!r}")
+    unknown = sorted(set(config) - set(FILE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {unknown} in config file {str(path)!r}; allowed: {list(FILE_KEYS)} "
+                         "(hyperparameters go in a 'hyperparameters' table)")
+    for key in ("env_kwargs", "hyperparameters"):
+        if not isinstance(config.get(key, {}), dict):
+            raise ValueError(f"{key} in config file {str(path)!r} must be a mapping, got {config[key]!r}")
+    return config
+
+
+def parse_assignment(text: str) -> tuple[str, Any]:
+    """``"key=value"`` -> (key, value), the value read as JSON when it is JSON (3e-4, true, [64, 64]), else a string."""
+    key, separator, value = text.partition("=")
+    if not separator or not key.strip():
+        raise ValueError(f"--set takes KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def _check_device(device: str) -> torch.device:
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device='cpu'")
+    return parsed
+
+
+class StopSignal:
+    """While active, the first SIGINT/SIGTERM only sets :attr:`signum` (the loop then saves and stops);
+    a second one raises ``KeyboardInterrupt``. Outside the main thread no handler is installed."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+        print(f"\nphysrl train: {signal.Signals(signum).name} received, saving a checkpoint after this iteration "
+              "(send it again to abort without saving)", file=sys.stderr, flush=True)
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def __exit__(self, *exc_info: Any) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+
+
+class RunLog:
+    """TensorBoard writer and progress bar of one run (the bar shows the mean of the last 100 returns)."""
+
+    def __init__(self, run_dir: Path, config: dict[str, Any], start_step: int, progress: bool) -> None:
+        self.writer = SummaryWriter(str(run_dir))
+        if start_step == 0:
+            rows = {key: config[key] for key in ("env_id", "agent", "seed", "num_envs", "total_steps", "env_kwargs")}
+            rows.update(config["hyperparameters"])
+            table = "\n".join(f"|{key}|{json.dumps(value)}|" for key, value in rows.items())
+            self.writer.add_text("hyperparameters", "|parameter|value|\n|-|-|\n" + table)
+        self.bar = tqdm(total=config["total_steps"], initial=start_step, unit="step", disable=not progress,
+                        dynamic_ncols=True, desc=f"{config['agent']} on {config['env_id']}")
+        self.recent: deque[float] = deque(maxlen=100)
+        self.start_step, self.start_time = start_step, time.perf_counter()
+
+    def log(self, step: int, stats: dict[str, Any]) -> None:
+        """Record one iteration's stats (the agents' ``learn_iteration`` dict) at env step ``step``."""
+        returns, lengths = stats.get("episodic_return", []), stats.get("episodic_length", [])
+        if len(returns):
+            self.writer.add_scalar("charts/episodic_return", sum(returns) / len(returns), step)
+            self.writer.add_scalar("charts/episodic_length", sum(lengths) / max(len(lengths), 1), step)
+            self.recent.extend(float(value) for value in returns)
+        for key, value in stats.items():
+            if "/" in key and isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                self.writer.add_scalar(key, value, step)
+        elapsed = time.perf_counter() - self.start_time
+        self.writer.add_scalar("charts/SPS", (step - self.start_step) / max(elapsed, 1e-9), step)
+        self.bar.update(min(step, self.bar.total) - self.bar.n)
+        if self.recent:
+            self.bar.set_postfix(ret=f"{sum(self.recent) / len(self.recent):.3g}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+        self.writer.close()
+
+
+def _new_run_dir(logdir: str | Path, env_id: str, agent: str, seed: int) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(logdir) / f"{env_id.replace('/', '-')}__{agent}__{seed}__{stamp}"
+    run_dir, suffix = base, 1
+    while True:
+        try:
+            run_dir.mkdir(parents=True)
+            return run_dir
+        except FileExistsError:
+            suffix += 1
+            run_dir = base.with_name(f"{base.name}-{suffix}")
+
+
+def _resume_config(resume: str | Path, env_id: str | None, given: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """The checkpoint's config and checkpoint; options given with ``resume`` must agree with the run's."""
+    checkpoint = load_checkpoint(resume, env_id)
+    config = dict(checkpoint["config"])
+    for key, value in given.items():
+        if key == "hyperparameters":
+            value = resolve_hyperparameters(config["agent"], value)
+            differing = {name: v for name, v in value.items() if config[key].get(name) != v}
+            if differing:
+                raise ValueError(f"resume continues the run as it was: hyperparameters {differing} differ from the "
+                                 f"checkpoint's {config[key]}")
+        elif value is not None and value != config[key]:
+            raise ValueError(f"resume continues the run as it was: {key} is {config[key]!r} in the checkpoint, "
+                             f"got {value!r} (only total_steps and device may change)")
+    return config, checkpoint
+
+
+def _default(value: Any, key: str) -> Any:
+    return DEFAULTS[key] if value is None else value
+
+
+@dataclass
+class Run:
+    """A prepared run: its config, envs, learner (our agent or an SB3 model), folder and start step."""
+
+    config: dict[str, Any]
+    envs: gym.vector.VectorEnv
+    learner: Any
+    run_dir: Path
+    start_step: int
+
+
+def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: int | None = None,
+            device: str | None = None, total_steps: int | None = None, seed: int | None = None,
+            env_kwargs: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
+            logdir: str | Path | None = None, resume: str | Path | None = None) -> Run:
+    """Check the options, build envs and learner (restored from ``resume``), create or reuse the run folder."""
+    hyperparameters = dict(hyperparameters or {})
+    if resume is not None:
+        config, checkpoint = _resume_config(resume, env_id, {
+            "agent": agent, "num_envs": num_envs, "seed": seed, "env_kwargs": env_kwargs,
+            "hyperparameters": hyperparameters})
+        if total_steps is not None:
+            config["total_steps"] = check_int("total_steps", total_steps, 1)
+        config["device"] = str(_check_device(device or config["device"]))
+    else:
+        if env_id is None or agent is None:
+            raise ValueError("env_id (--env) and agent (--agent) are required unless resuming (--resume PATH)")
+        if env_id not in gym.registry:
+            physrl_ids = sorted(name for name in gym.registry if name.startswith("physrl/"))
+            raise ValueError(f"env_id must be a registered env such as {physrl_ids}, got {env_id!r}")
+        if agent not in agent_names():
+            raise ValueError(f"agent must be one of {agent_names()}, got {agent!r}")
+        if env_kwargs is not None and not isinstance(env_kwargs, dict):
+            raise TypeError(f"env_kwargs must be a dict, got {env_kwargs!r}")
+        config = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "agent": agent,
+                  "hyperparameters": resolve_hyperparameters(agent, hyperparameters),
+                  "seed": check_int("seed", _default(seed, "seed"), 0),
+                  "num_envs": check_int("num_envs", _default(num_envs, "num_envs"), 1),
+                  "total_steps": check_int("total_steps", _default(total_steps, "total_steps"), 1),
+                  "device": str(_check_device(_default(device, "device")))}
+        checkpoint = None
+
+    envs = make_envs(config, config["num_envs"], config["device"])
+    found = {"observation_shape": list(envs.single_observation_space.shape),
+             "observation_space": space_spec(envs.single_observation_space),
+             "action_space": space_spec(envs.single_action_space)}
+    changed = [key for key, value in found.items() if checkpoint is not None and config[key] != value]
+    if changed:
+        raise ValueError(f"cannot resume: the env's {changed} differ from the checkpoint's")
+    config.update(found)
+    name = config["agent"]
+    if name in sb3.ALGORITHMS:
+        config["hyperparameters"] = {**sb3.default_hyperparameters(name), **config["hyperparameters"]}
+        learner = sb3.make_model(name, envs, config["hyperparameters"], config["seed"], config["device"])
+    else:
+        learner = our_agents()[name](envs, seed=config["seed"], **config["hyperparameters"])
+        config["hyperparameters"] = dict(learner.hyperparameters)
+    if checkpoint is None:
+        run_dir = _new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
+        start_step = 0
+    else:
+        run_dir, start_step = checkpoint_file(resume).parent, checkpoint["global_step"]
+        if name in sb3.ALGORITHMS:
+            sb3.load_model_state(learner, checkpoint["state"], start_step)
+        else:
+            learner.load_state_dict(checkpoint["state"])
+            if learner.global_step != start_step:
+                raise RuntimeError(f"agent {name!r} restored global_step {learner.global_step}, "
+                                   f"the checkpoint says {start_step}")
+    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return Run(config, envs, learner, run_dir, start_step)
+
+
+def execute(run: Run, progress: bool = True) -> int | None:
+    """Train until ``total_steps`` or a stop signal, then save the checkpoint; return the signal (or None)."""
+    config, learner = run.config, run.learner
+    with StopSignal() as stop:
+        log = RunLog(run.run_dir, config, run.start_step, progress)
+        try:
+            if config["agent"] in sb3.ALGORITHMS:
+                sb3.learn(learner, config["total_steps"], log.writer, log.log, stop.requested)
+                step, state = learner.num_timesteps, sb3.model_state(learner)
+            else:
+                while learner.global_step < config["total_steps"] and not stop.requested():
+                    stats = learner.learn_iteration()
+                    log.log(learner.global_step, stats)
+                step, state = learner.global_step, learner.state_dict()
+            save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, state)
+        finally:
+            log.close()
+            run.envs.close()
+    if stop.signum is not None:
+        print(f"physrl train: stopped at step {step}; continue with: physrl train --resume {run.run_dir}",
+              file=sys.stderr)
+    return stop.signum
+
+
+def train(env_id: str | None = None, agent: str | None = None, *, num_envs: int | None = None,
+          device: str | None = None, total_steps: int | None = None, seed: int | None = None,
+          env_kwargs: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
+          logdir: str | Path | None = None, resume: str | Path | None = None, progress: bool = True) -> Path:
+    """Train ``agent`` on ``env_id`` and return the run folder (with ``checkpoint.pt`` and ``config.json``).
+
+    Defaults: ``num_envs=16, device="cpu", total_steps=100_000, seed=0, logdir="runs"``.
+    ``hyperparameters`` are checked against the agent's (an unknown name raises ``ValueError`` listing
+    the allowed ones). ``resume`` (a checkpoint or run folder) continues that run in its folder at its
+    global step; with it only ``total_steps`` (to train longer) and ``device`` may differ from the run's.
+    A SIGINT/SIGTERM during training saves the checkpoint and returns early.
+    """
+    run = prepare(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
+                  env_kwargs=env_kwargs, hyperparameters=hyperparameters, logdir=logdir, resume=resume)
+    execute(run, progress)
+    return run.run_dir
+
+
+EPILOG = """\
+examples:
+  physrl train --env physrl/TreasureMazeChallenge-v0 --agent deep-pg --num-envs 64 --total-steps 200000
+  physrl train --env physrl/TreasureMaze-v0 --env-kwargs '{"size": 7, "n_chests": 3}' --agent sb3-ppo --set n_steps=64
+  physrl train --config run.yaml --set learning_rate=1e-3
+  physrl train --resume runs/physrl-TreasureMaze-v0__dqn__0__20250101-120000 --total-steps 400000
+
+A config file (YAML or TOML) may hold env, agent, num_envs, device, total_steps, seed, logdir,
+env_kwargs and hyperparameters (a mapping); command-line options override it. An unknown
+hyperparameter name is refused with the list of allowed names and their defaults.
+Ctrl-C or SIGTERM saves a checkpoint and exits (status 128 + signal number); --resume continues.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    parser.epilog = EPILOG
+    parser.add_argument("--env", metavar="ID", help="registered env id, e.g. physrl/TreasureMaze-v0")
+    parser.add_argument("--agent", metavar="NAME",
+                        help="tabular-pg, deep-pg, q-learning, dqn (ours) or sb3-ppo, sb3-a2c, sb3-dqn")
+    parser.add_argument("--num-envs", type=int, metavar="N", help=f"parallel envs (default {DEFAULTS['num_envs']})")
+    parser.add_argument("--device", metavar="D", help="torch device for envs and agent (default cpu)")
+    parser.add_argument("--total-steps", type=int, metavar="S",
+                        help=f"env steps to train for in total (default {DEFAULTS['total_steps']})")
+    parser.add_argument("--seed", type=int, metavar="K", help="seed of envs and agent (default 0)")
+    parser.add_argument("--config", metavar="FILE", help="YAML or TOML file with run options and hyperparameters")
+    parser.add_argument("--logdir", metavar="DIR", help="parent folder of run folders (default runs)")
+    parser.add_argument("--resume", metavar="PATH", help="checkpoint.pt or run folder to continue")
+    parser.add_argument("--env-kwargs", metavar="JSON", help='env options as a JSON object, e.g. \'{"size": 7}\'')
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
+                        help="set a hyperparameter (repeatable); VALUE is read as JSON when it is JSON")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of :func:`prepare` from the config file and the command line."""
+    config = read_config_file(args.config) if args.config else {}
+    env_kwargs = config.get("env_kwargs")
+    if args.env_kwargs is not None:
+        try:
+            given = json.loads(args.env_kwargs)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}: {error}") from None
+        if not isinstance(given, dict):
+            raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
+        env_kwargs = {**(env_kwargs or {}), **given}
+    hyperparameters = dict(config.get("hyperparameters", {}))
+    hyperparameters.update(parse_assignment(text) for text in args.assignments)
+    options = {key: config.get(key) for key in ("num_envs", "device", "total_steps", "seed", "logdir")}
+    options.update({key: value for key, value in vars(args).items() if key in options and value is not None})
+    return {"env_id": args.env or config.get("env"), "agent": args.agent or config.get("agent"),
+            "env_kwargs": env_kwargs, "hyperparameters": hyperparameters, "resume": args.resume, **options}
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        prepared = prepare(**options_from_args(args))
+    except (ValueError, TypeError, FileNotFoundError) as error:
+        print(f"physrl train: error: {error}", file=sys.stderr)
+        return 2
+    try:
+        signum = execute(prepared, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"physrl train: aborted without saving; the last checkpoint (if any) is in {prepared.run_dir}",
+              file=sys.stderr)
+        return 128 + signal.SIGINT
+    print(prepared.run_dir)
+    return 0 if signum is None else 128 + signum
