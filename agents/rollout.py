@@ -102,31 +102,20 @@ class Rollout:
                      torch.stack(returns), torch.stack(lengths))
 
     def state_dict(self) -> dict[str, Any]:
-        core = self.envs.core
-        state = {"obs": self.obs, "prev_done": self.prev_done, "running_return": self.running_return,
-                 "running_length": self.running_length, "num_envs": self.envs.num_envs}
-        state["core"] = {k: v for k, v in vars(core).items() if isinstance(v, torch.Tensor)}
-        state["core_rng"] = {k: v for k, v in vars(core.rng).items() if isinstance(v, torch.Tensor)}
-        return state
+        return {"obs": self.obs, "prev_done": self.prev_done, "running_return": self.running_return,
+                "running_length": self.running_length, "envs": self.envs.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the rollout and the env; with a different ``num_envs`` the env restarts from ``seed``."""
-        device = self.envs.device
-        if state["num_envs"] != self.envs.num_envs or state["obs"] is None:
+        if state["envs"]["num_envs"] != self.envs.num_envs or state["obs"] is None:
             self.obs = None
             return
-        core = self.envs.core
-        for name, value in state["core"].items():
-            setattr(core, name, value.to(device))
-        for name, value in state["core_rng"].items():
-            setattr(core.rng, name, value.to(device))
+        device = self.envs.device
+        self.envs.load_state_dict(state["envs"])
         self.obs = state["obs"].to(device)
         self.prev_done = state["prev_done"].to(device)
         self.running_return = state["running_return"].to(device)
         self.running_length = state["running_length"].to(device)
-        # The vector face must autoreset exactly the sub-envs whose episode ended on the last step.
-        self.envs._autoreset = self.prev_done.clone()
-        self.envs._started = True
 
 
 def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,

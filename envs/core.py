@@ -266,6 +266,27 @@ class VectorEnv(gym.vector.VectorEnv):
         self._autoreset = terminated | truncated
         return self.core.observe(), reward, terminated, truncated, infos
 
+    def state_dict(self) -> dict[str, Any]:
+        """Every tensor of the core and its random streams, and the autoreset flags: enough to
+        continue exactly (used by checkpoints). A core keeps all of its state as tensor attributes."""
+        return {"num_envs": self.num_envs, "started": self._started, "autoreset": self._autoreset.clone(),
+                "core": {k: v.clone() for k, v in vars(self.core).items() if isinstance(v, torch.Tensor)},
+                "rng": {k: v.clone() for k, v in vars(self.core.rng).items() if isinstance(v, torch.Tensor)}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (same env options and ``num_envs``; any device)."""
+        if state["num_envs"] != self.num_envs:
+            raise ValueError(f"state is for num_envs={state['num_envs']}, this env has num_envs={self.num_envs}")
+        for target, tensors in ((self.core, state["core"]), (self.core.rng, state["rng"])):
+            for name, value in tensors.items():
+                current = getattr(target, name)
+                if current.shape != value.shape or current.dtype != value.dtype:
+                    raise ValueError(f"state tensor {name!r} has shape {tuple(value.shape)} and dtype {value.dtype}, "
+                                     f"this env needs {tuple(current.shape)} and {current.dtype} (other env options?)")
+                setattr(target, name, value.to(self.device))
+        self._autoreset = state["autoreset"].to(self.device)
+        self._started = bool(state["started"])
+
     def render(self) -> tuple[Any, ...] | None:
         if self.render_mode == "ansi":
             return tuple(self.core.render_ansi(i) for i in range(self.num_envs))

@@ -31,6 +31,17 @@ def space_spec(space: spaces.Space) -> dict[str, Any]:
     raise TypeError(f"space must be a Discrete or Box space, got {space}")
 
 
+def check_device(device: torch.device | str) -> torch.device:
+    """``device`` as a ``torch.device``; a clear ``ValueError`` for a bad name or a missing CUDA device."""
+    try:
+        parsed = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
+    if parsed.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {str(device)!r} was asked for but CUDA is not available; use device='cpu'")
+    return parsed
+
+
 def checkpoint_file(path: str | os.PathLike) -> Path:
     """``path`` itself, or ``path/checkpoint.pt`` when ``path`` is a run folder."""
     path = Path(path)
@@ -123,7 +134,7 @@ def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str =
     import physrl.envs  # noqa: F401  (registers the environments)
     from physrl.training import sb3
 
-    device = torch.device(device)
+    device = check_device(device)
     checkpoint = load_checkpoint(checkpoint_path, env_id, observation_space, action_space)
     config, state = checkpoint["config"], checkpoint["state"]
     if config["agent"] in sb3.ALGORITHMS:

@@ -31,8 +31,8 @@ from tqdm import tqdm
 import physrl.envs  # noqa: F401  (registers the environments)
 from physrl.envs.core import check_int
 from physrl.training import sb3
-from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
-                                        save_checkpoint, space_spec)
+from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
+                                        make_envs, save_checkpoint, space_spec)
 
 DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
 #: keys of a --config file (YAML or TOML); CLI options override them
@@ -134,16 +134,6 @@ def parse_assignment(text: str) -> tuple[str, Any]:
         return key.strip(), json.loads(value)
     except json.JSONDecodeError:
         return key.strip(), value
-
-
-def _check_device(device: str) -> torch.device:
-    try:
-        parsed = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be a torch device such as 'cpu' or 'cuda', got {device!r}") from None
-    if parsed.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available; use device='cpu'")
-    return parsed
 
 
 class StopSignal:
@@ -268,7 +258,7 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
             "hyperparameters": hyperparameters})
         if total_steps is not None:
             config["total_steps"] = check_int("total_steps", total_steps, 1)
-        config["device"] = str(_check_device(device or config["device"]))
+        config["device"] = str(check_device(device or config["device"]))
     else:
         if env_id is None or agent is None:
             raise ValueError("env_id (--env) and agent (--agent) are required unless resuming (--resume PATH)")
@@ -284,7 +274,7 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
                   "seed": check_int("seed", _default(seed, "seed"), 0),
                   "num_envs": check_int("num_envs", _default(num_envs, "num_envs"), 1),
                   "total_steps": check_int("total_steps", _default(total_steps, "total_steps"), 1),
-                  "device": str(_check_device(_default(device, "device")))}
+                  "device": str(check_device(_default(device, "device")))}
         checkpoint = None
 
     envs = make_envs(config, config["num_envs"], config["device"])

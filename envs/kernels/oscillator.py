@@ -167,19 +167,15 @@ def displaced_parity(psi: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     kets = psi if psi.dim() == 3 else psi[:, None]
     n_levels = kets.shape[-1]
     real = norm_dtype(kets)
-    levels = torch.arange(n_levels, device=kets.device)
-    offset = levels[:, None] + levels[None, :]
-    padded = torch.nn.functional.pad(kets, (0, n_levels))
-    sign = (1 - 2 * (levels % 2)).to(kets.dtype)
-    pairs = (padded[:, :, offset].conj() * (kets * sign)[..., None]).sum(1)
+    padded = torch.nn.functional.pad(kets, (0, n_levels)).conj()
     x = 4 * alpha.abs().square().to(real)[..., None]
-    order = levels.to(real)
+    order = torch.arange(n_levels, device=kets.device, dtype=real)
     f = torch.exp(torch.special.xlogy(order / 2, x) - torch.lgamma(order + 1) / 2 - x / 2)
     f_prev = torch.zeros_like(f)
-    pairs = torch.view_as_real(pairs)
     total = torch.zeros(*f.shape, 2, dtype=real, device=kets.device)
     for n in range(n_levels):
-        total += f[..., None] * pairs[:, None, n]
+        pairs = (padded[:, :, n:n + n_levels] * kets[:, :, n:n + 1]).sum(1) * (1 - 2 * (n % 2))
+        total += f[..., None] * torch.view_as_real(pairs)[:, None]
         f, f_prev = ((2 * n + 1 + order - x) * f - (n * (n + order)).sqrt() * f_prev) / ((n + 1) * (n + 1 + order)).sqrt(), f
     weights = torch.polar(torch.full_like(order, 2.0), order * alpha.angle().to(real)[..., None])
     weights[..., 0] = 1.0
