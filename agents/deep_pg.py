@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from physrl.agents.base import Agent, check_float, check_int, check_sizes, with_seed
+from physrl.agents.distributed import average_gradients
 from physrl.agents.networks import NETWORKS, build_head, build_network
 from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.envs.core import VectorEnv, check_choice
@@ -126,6 +127,7 @@ class DeepPolicyGradient(Agent):
                                       mask[index])
                 self.optimizer.zero_grad()
                 losses["loss"].backward()
+                average_gradients(self.model.parameters(), mask[index].sum())
                 if hp["max_grad_norm"] is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
                 self.optimizer.step()

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from physrl.agents.base import Agent, check_float, check_int, check_sizes, with_seed
+from physrl.agents.distributed import average_gradients
 from physrl.agents.networks import NETWORKS, build_network
 from physrl.agents.q_learning import check_exploration, epsilon_greedy, linear_schedule
 from physrl.agents.rollout import Batch
@@ -139,6 +140,7 @@ class DQN(Agent):
         loss = (F.smooth_l1_loss(q, target, reduction="none") * weight).sum() / weight.sum().clamp(min=1)
         self.optimizer.zero_grad()
         loss.backward()
+        average_gradients(self.q_network.parameters(), weight.sum())
         if hp["max_grad_norm"] is not None:
             nn.utils.clip_grad_norm_(self.q_network.parameters(), hp["max_grad_norm"])
         self.optimizer.step()

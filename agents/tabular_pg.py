@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from physrl.agents.base import Agent, check_choice, check_float
+from physrl.agents.distributed import average_gradients
 from physrl.agents.rollout import discounted_returns, masked_mean
 from physrl.envs.core import VectorEnv
 
@@ -98,6 +99,7 @@ class TabularPolicyGradient(Agent):
         loss = -((returns - baseline) * log_p * used).sum() / episodes
         self.optimizer.zero_grad()
         loss.backward()
+        average_gradients([self.theta], episodes)
         self.optimizer.step()
         if hp["baseline"] == "running_mean":
             self._update_baseline(states, returns, used)
