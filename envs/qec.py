@@ -324,7 +324,8 @@ class RepetitionCodePolicy:
     """The hand-written 3-qubit bit-flip repetition code with qubit 3 as the syndrome ancilla.
 
     Encode: cnot(0,1), cnot(0,2). Then repeat: cnot(0,3), cnot(1,3), measure(3) (parity of qubits
-    0,1); cnot(1,3), cnot(2,3), measure(3) (parity of 1,2); X on the qubit both parities point to.
+    0,1); cnot(1,3), cnot(2,3), measure(3) (parity of 1,2); X on the qubit the two parities point to
+    (one extra step, skipped when both parities are even).
     The ancilla is never reset: its value is the last outcome, tracked in software, so a parity is
     the new outcome XOR the previous one. Works on a batch of ``"measurements"`` observations
     (a new episode is recognised by its all-zero last-action one-hot).
@@ -339,7 +340,7 @@ class RepetitionCodePolicy:
         self.n_actions = core.single_action_space.n
         self.encode = torch.tensor([core.action_index(a) for a in ("cnot(0,1)", "cnot(0,2)")], device=core.device)
         self.cycle = torch.tensor([core.action_index(a) for a in self.CYCLE], device=core.device)
-        self.flips = torch.tensor([core.action_index(a) for a in ("idle", "x(2)", "x(0)", "x(1)")], device=core.device)
+        self.flips = torch.tensor([core.action_index(a) for a in ("idle", "x(2)", "x(0)", "x(1)")], device=core.device)  # by syndrome
         self.phase = torch.zeros(core.num_envs, dtype=torch.int64, device=core.device)
         self.ancilla = torch.zeros_like(self.phase)
         self.first = torch.zeros_like(self.phase)
@@ -355,6 +356,8 @@ class RepetitionCodePolicy:
         self.first = torch.where(self.phase == 5, self.parity, self.first)
         self.ancilla = torch.where(after_measure, outcome, self.ancilla)
         syndrome = self.first * 2 + self.parity  # 0 none, 1 qubit 2, 2 qubit 0, 3 qubit 1
+        quiet = (self.phase == 8) & (syndrome == 0)  # nothing to correct: start the next cycle at once
+        self.phase = torch.where(quiet, torch.full_like(self.phase, 2), self.phase)
         cycle = self.cycle[(self.phase - 2).clamp(0, 5)]
         actions = torch.where(self.phase < 2, self.encode[self.phase.clamp(max=1)], cycle)
         actions = torch.where(self.phase == 8, self.flips[syndrome], actions)
