@@ -11,6 +11,7 @@ from gymnasium import spaces
 from physrl.envs.core import VectorEnv, check_choice, check_int
 from physrl.envs.rng import MAX_SEED
 
+from physrl.agents.distributed import rank_and_world_size
 from physrl.agents.rollout import Rollout
 
 __all__ = ["Agent", "check_choice", "check_float", "check_int", "check_sizes"]
@@ -53,9 +54,13 @@ class Agent:
         self.envs = envs
         self.device = envs.device
         self.seed = check_int("seed", seed, 0, MAX_SEED)
+        # Data-parallel ranks (agents/distributed.py) share the initial parameters (built from
+        # ``seed``), sample with their own generators, and step their own slice of the sub-envs:
+        # sub-env i of rank r is seeded with seed + r * num_envs + i, as in one process with all envs.
+        rank, self.world_size = rank_and_world_size()
         self.generator = torch.Generator(device=self.device)
-        self.generator.manual_seed(self.seed)
-        self.rollout = Rollout(envs, self.seed)
+        self.generator.manual_seed(self.seed + rank)
+        self.rollout = Rollout(envs, self.seed + rank * envs.num_envs)
         self.global_step = 0
         self.hyperparameters: dict[str, Any] = {}
 

@@ -110,7 +110,7 @@ class DeepPolicyGradient(Agent):
     def learn_iteration(self) -> dict[str, Any]:
         hp = self.hyperparameters
         batch = self.rollout.collect(hp["num_steps"], self._explore)
-        self.global_step += batch.rewards.numel()
+        self.global_step += batch.rewards.numel() * self.world_size
         adv, targets, mask = self.advantages(batch)
         obs = batch.obs.flatten(0, 1)
         action = batch.extras["action"].flatten(0, 1)

@@ -3,11 +3,13 @@
 Every rank steps its own slice of the sub-envs and computes the gradient of a mean over its own
 samples; :func:`average_gradients` turns those into the gradient of the mean over the samples of
 all ranks, so that every rank takes the same optimiser step and the parameters stay identical.
+Rank 0 alone writes the TensorBoard log and the checkpoint, which holds every rank's env state.
 """
 
 from __future__ import annotations
 
-from typing import Iterable
+import os
+from typing import Any, Iterable
 
 import torch
 import torch.distributed as dist
@@ -34,3 +36,55 @@ def average_gradients(parameters: Iterable[torch.nn.Parameter], weight: torch.Te
     for g in grads:
         g.copy_(flat[offset:offset + g.numel()].view_as(g) / total)
         offset += g.numel()
+
+
+def join_from_environment(device: str) -> tuple[int, int, str]:
+    """Under ``torchrun`` (``WORLD_SIZE`` > 1) join the process group — NCCL for CUDA devices, gloo on
+    the CPU — and return (rank, world size, this rank's device: ``cuda:LOCAL_RANK`` on GPUs)."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return 0, 1, device
+    cuda = torch.device(device).type == "cuda"
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if cuda else "gloo")
+    if cuda:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
+        torch.cuda.set_device(device)
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def any_rank(flag: bool) -> bool:
+    """True on every rank if ``flag`` is true on any rank (so that all ranks stop at the same step)."""
+    if rank_and_world_size()[1] == 1:
+        return flag
+    value = torch.tensor([int(flag)])
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
+
+
+def broadcast(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank."""
+    if rank_and_world_size()[1] == 1:
+        return value
+    box = [value]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def gather_to_rank0(value: Any) -> list[Any] | None:
+    """Every rank's ``value`` (moved to the CPU), as a list on rank 0 and None elsewhere."""
+    rank, world_size = rank_and_world_size()
+    if world_size == 1:
+        return [value]
+    value = _to_cpu(value)
+    values = [None] * world_size if rank == 0 else None
+    dist.gather_object(value, values, dst=0)
+    return values
+
+
+def _to_cpu(value: Any) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    return value

@@ -117,7 +117,7 @@ class DQN(Agent):
         hp = self.hyperparameters
         epsilon = self.epsilon
         batch = self.rollout.collect(hp["num_steps"], lambda obs: (self.act(obs, deterministic=False), {}))
-        self.global_step += batch.rewards.numel()
+        self.global_step += batch.rewards.numel() * self.world_size
         self.buffer.add(batch)
         stats = {**batch.episode_stats(), "charts/epsilon": epsilon}
         if self.buffer.size < max(hp["learning_starts"], 1) or hp["gradient_steps"] == 0:

@@ -73,7 +73,7 @@ class QLearning(Agent):
         epsilon = self.epsilon
         batch = self.rollout.collect(hp["num_steps"], lambda obs: (
             epsilon_greedy(self.q[obs.long() - self.obs_start], epsilon, self.generator), {}))
-        self.global_step += batch.rewards.numel()
+        self.global_step += batch.rewards.numel() * self.world_size
         states, next_states = batch.obs.long() - self.obs_start, batch.next_obs.long() - self.obs_start
         n_actions = self.q.shape[1]
         td_abs = torch.zeros((), device=self.device)

@@ -84,7 +84,7 @@ class TabularPolicyGradient(Agent):
     def learn_iteration(self) -> dict[str, Any]:
         hp = self.hyperparameters
         batch = self.rollout.collect(hp["num_steps"], lambda obs: (self.act(obs, deterministic=False), {}))
-        self.global_step += batch.rewards.numel()
+        self.global_step += batch.rewards.numel() * self.world_size
         returns = discounted_returns(batch.rewards, batch.dones, hp["gamma"], torch.zeros_like(batch.rewards[0]))
         used = batch.valid & batch.complete
         states = self.states(batch.obs.flatten(0, 1)).view(used.shape)

@@ -29,11 +29,16 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
+from physrl.agents.distributed import any_rank, broadcast, gather_to_rank0, join_from_environment, rank_and_world_size
 from physrl.envs.core import check_int
 from physrl.training import sb3
 from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
                                         make_envs, save_checkpoint, space_spec)
 
+#: agents that train data-parallel under torchrun (their updates are gradient steps), and the parts
+#: of their state that differ between ranks (stored per rank in the checkpoint)
+DISTRIBUTED_AGENTS = {"tabular-pg", "deep-pg", "dqn"}
+RANK_STATE = ("rollout", "generator", "buffer", "baseline_table")
 DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
 #: keys of a --config file (YAML or TOML); CLI options override them
 FILE_KEYS = ("env", "agent", "num_envs", "device", "total_steps", "seed", "logdir", "env_kwargs", "hyperparameters")
@@ -168,9 +173,10 @@ class StopSignal:
 class RunLog:
     """TensorBoard writer and progress bar of one run (the bar shows the mean of the last 100 returns)."""
 
-    def __init__(self, run_dir: Path, config: dict[str, Any], start_step: int, progress: bool) -> None:
-        self.writer = SummaryWriter(str(run_dir))
-        if start_step == 0:
+    def __init__(self, run_dir: Path, config: dict[str, Any], start_step: int, progress: bool,
+                 write: bool = True) -> None:
+        self.writer = SummaryWriter(str(run_dir)) if write else None
+        if start_step == 0 and write:
             rows = {key: config[key] for key in ("env_id", "agent", "seed", "num_envs", "total_steps", "env_kwargs")}
             rows.update(config["hyperparameters"])
             table = "\n".join(f"|{key}|{json.dumps(value)}|" for key, value in rows.items())
@@ -182,6 +188,8 @@ class RunLog:
 
     def log(self, step: int, stats: dict[str, Any]) -> None:
         """Record one iteration's stats (the agents' ``learn_iteration`` dict) at env step ``step``."""
+        if self.writer is None:
+            return
         returns, lengths = stats.get("episodic_return", []), stats.get("episodic_length", [])
         if len(returns):
             self.writer.add_scalar("charts/episodic_return", sum(returns) / len(returns), step)
@@ -198,7 +206,8 @@ class RunLog:
 
     def close(self) -> None:
         self.bar.close()
-        self.writer.close()
+        if self.writer is not None:
+            self.writer.close()
 
 
 def _new_run_dir(logdir: str | Path, env_id: str, agent: str, seed: int) -> Path:
@@ -277,7 +286,21 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
                   "device": str(check_device(_default(device, "device")))}
         checkpoint = None
 
-    envs = make_envs(config, config["num_envs"], config["device"])
+    rank, world_size, local_device = join_from_environment(config["device"])
+    if world_size > 1:
+        if config["agent"] not in DISTRIBUTED_AGENTS:
+            raise ValueError(f"agent must be one of {sorted(DISTRIBUTED_AGENTS)} under torchrun "
+                             f"(gradient-based agents of ours), got {config['agent']!r}")
+        if config["num_envs"] % world_size:
+            raise ValueError(f"num_envs ({config['num_envs']}) must be divisible by the number of ranks ({world_size})")
+        if checkpoint is not None:
+            ranks = checkpoint["state"].get("ranks")
+            if ranks is None or len(ranks) != world_size:
+                raise ValueError(f"cannot resume on {world_size} ranks: the checkpoint was written by "
+                                 f"{1 if ranks is None else len(ranks)}")
+    if checkpoint is not None and "ranks" in checkpoint["state"]:
+        checkpoint["state"].update(checkpoint["state"]["ranks"][rank])
+    envs = make_envs(config, config["num_envs"] // world_size, local_device)
     found = {"observation_shape": list(envs.single_observation_space.shape),
              "observation_space": space_spec(envs.single_observation_space),
              "action_space": space_spec(envs.single_action_space)}
@@ -293,7 +316,8 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
         learner = our_agents()[name](envs, seed=config["seed"], **config["hyperparameters"])
         config["hyperparameters"] = dict(learner.hyperparameters)
     if checkpoint is None:
-        run_dir = _new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
+        run_dir = broadcast(_new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
+                            if rank == 0 else None)
         start_step = 0
     else:
         run_dir, start_step = checkpoint_file(resume).parent, checkpoint["global_step"]
@@ -304,25 +328,31 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
             if learner.global_step != start_step:
                 raise RuntimeError(f"agent {name!r} restored global_step {learner.global_step}, "
                                    f"the checkpoint says {start_step}")
-    (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    if rank == 0:
+        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return Run(config, envs, learner, run_dir, start_step)
 
 
 def execute(run: Run, progress: bool = True) -> int | None:
     """Train until ``total_steps`` or a stop signal, then save the checkpoint; return the signal (or None)."""
     config, learner = run.config, run.learner
+    rank, world_size = rank_and_world_size()
     with StopSignal() as stop:
-        log = RunLog(run.run_dir, config, run.start_step, progress)
+        log = RunLog(run.run_dir, config, run.start_step, progress and rank == 0, write=rank == 0)
         try:
             if config["agent"] in sb3.ALGORITHMS:
                 sb3.learn(learner, config["total_steps"], log.writer, log.log, stop.requested)
                 step, state = learner.num_timesteps, sb3.model_state(learner)
             else:
-                while learner.global_step < config["total_steps"] and not stop.requested():
+                while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
                     stats = learner.learn_iteration()
                     log.log(learner.global_step, stats)
                 step, state = learner.global_step, learner.state_dict()
-            save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, state)
+                if world_size > 1:
+                    ranks = gather_to_rank0({key: state[key] for key in RANK_STATE if key in state})
+                    state = {**state, "ranks": ranks}
+            if rank == 0:
+                save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, state)
         finally:
             log.close()
             run.envs.close()
@@ -416,5 +446,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"physrl train: aborted without saving; the last checkpoint (if any) is in {prepared.run_dir}",
               file=sys.stderr)
         return 128 + signal.SIGINT
-    print(prepared.run_dir)
+    rank, world_size = rank_and_world_size()
+    if world_size > 1:
+        torch.distributed.destroy_process_group()
+    if rank == 0:
+        print(prepared.run_dir)
     return 0 if signum is None else 128 + signum

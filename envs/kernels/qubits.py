@@ -195,6 +195,10 @@ def _tangent_basis(n: torch.Tensor) -> torch.Tensor:
     return torch.stack([e1, torch.linalg.cross(n, e1)], dim=2)
 
 
+#: Batch chunk size of :func:`recoverable_information`.
+CHUNK = 256
+
+
 def recoverable_information(delta: torch.Tensor, start: torch.Tensor | None = None, iterations: int = 8,
                             grid: int = 48, refine: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """R_Q = min over unit n of ‖Σᵢ nᵢ δρᵢ‖₁ (Fösel et al., PRX 8, 031084, Eq. (4)), batched.
@@ -207,9 +211,14 @@ def recoverable_information(delta: torch.Tensor, start: torch.Tensor | None = No
     even), of which the ``refine`` best are refined. Each is refined by ``iterations`` Riemannian
     Newton steps on the sphere — f is 1-homogeneous, so its Hessian on the sphere is P H P − f P —
     inside a trust region that shrinks whenever a step fails to lower f. The value returned is f at
-    a point actually evaluated (an upper bound of the exact minimum).
+    a point actually evaluated (an upper bound of the exact minimum). Large batches are processed in
+    chunks of ``CHUNK`` (the small per-state matrices then stay in cache).
     """
     batch = delta.shape[0]
+    if batch > CHUNK:
+        starts = [None] * len(range(0, batch, CHUNK)) if start is None else start.split(CHUNK)
+        parts = [recoverable_information(d, s, iterations, grid, refine) for d, s in zip(delta.split(CHUNK), starts)]
+        return torch.cat([v for v, _ in parts]), torch.cat([n for _, n in parts])
     real = delta.real.to(torch.float64)
     imag = delta.imag.to(torch.float64) if delta.is_complex() else torch.zeros_like(real)
     gram = torch.einsum("bixy,bjxy->bij", real, real) + torch.einsum("bixy,bjxy->bij", imag, imag)

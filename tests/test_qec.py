@@ -1,0 +1,171 @@
+"""physrl/QubitErrorCorrection-v0: exact idle decay, invariants, revealing measurements, faces, options."""
+
+import math
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from physrl.envs.qec import (QubitErrorCorrectionVectorEnv, RepetitionCodePolicy, effective_lifetime,
+                             idle_policy)
+
+ENV_ID = "physrl/QubitErrorCorrection-v0"
+
+
+@pytest.mark.parametrize("noise, rate", [("bitflip", 2), ("dephasing", 2), ("correlated", 2), ("bitflip+dephasing", 4)])
+def test_idle_memory_decays_exactly(noise, rate):
+    env = gym.make(ENV_ID, noise=noise, t_dec=50.0, n_qubits=3, hadamard=True)
+    env.reset(seed=0)
+    for t in range(1, 41):
+        _, reward, terminated, _, info = env.step(env.unwrapped.action_index("idle"))
+        expected = math.exp(-rate * t / 50.0)
+        assert info["recoverable_information"] == pytest.approx(expected, abs=1e-12)
+        assert reward == pytest.approx(1 + (expected - math.exp(-rate * (t - 1) / 50.0)) * 25, abs=1e-6)  # float32 reward
+        assert info["outcome"] == -1 and not terminated
+
+
+def test_idle_lifetime_ratio_is_one_and_first_idle_reward_is_nearly_zero():
+    env = gym.make(ENV_ID, t_dec=80.0)
+    env.reset(seed=0)
+    assert env.step(0)[1] == pytest.approx(1 + (math.exp(-2 / 80) - 1) * 40, abs=1e-6)
+    assert abs(env.step(0)[1]) < 0.05
+    ratio, error = effective_lifetime({"t_dec": 80.0}, idle_policy, num_envs=4, steps=30)
+    assert ratio == pytest.approx(1.0, abs=1e-9) and error < 1e-9
+
+
+def test_channel_matrices_stay_physical_over_ten_thousand_random_steps():
+    """Trace 1, Hermitian and positive ρ₀ (within 1e-8) after every one of 50 × 200 random steps."""
+    envs = gym.make_vec(ENV_ID, num_envs=50, t_dec=40.0, n_qubits=3, noise="bitflip+dephasing", hadamard=True)
+    envs.reset(seed=3)
+    generator = torch.Generator().manual_seed(0)
+    worst = 0.0
+    for _ in range(200):
+        envs.step(torch.randint(0, envs.single_action_space.n, (50,), generator=generator))
+        rho = envs.unwrapped.core.rho
+        rho0 = rho[:, 0]
+        trace_error = (torch.diagonal(rho0, dim1=-2, dim2=-1).sum(-1) - 1).abs().max()
+        hermitian_error = (rho - rho.mH).abs().amax()
+        negativity = (-torch.linalg.eigvalsh(rho0)).clamp_min(0).max()
+        worst = max(worst, float(trace_error), float(hermitian_error), float(negativity))
+        assert torch.isfinite(torch.view_as_real(rho)).all()
+    assert worst < 1e-8
+
+
+@pytest.mark.parametrize("actions", [["measure(0)"], ["cnot(0,1)", "measure(1)"], ["cnot(0,2)", "x(2)", "measure(2)"]])
+def test_a_revealing_measurement_ends_the_episode_with_minus_a_tenth(actions):
+    env = gym.make(ENV_ID)
+    env.reset(seed=1)
+    for name in actions[:-1]:
+        assert not env.step(env.unwrapped.action_index(name))[2]
+    _, reward, terminated, truncated, info = env.step(env.unwrapped.action_index(actions[-1]))
+    assert reward == pytest.approx(-0.1) and terminated and not truncated
+    assert info["outcome"] in (0, 1) and info["recoverable_information"] < 1e-12
+
+
+def test_measuring_an_ancilla_keeps_the_information_and_shows_the_outcome():
+    env = gym.make(ENV_ID)
+    obs, _ = env.reset(seed=2)
+    assert not obs.any()
+    index = env.unwrapped.action_index("measure(3)")
+    obs, reward, terminated, _, info = env.step(index)
+    assert not terminated and info["outcome"] == 0 and reward == pytest.approx(1 + (math.exp(-2 / 1200) - 1) * 600)
+    assert obs[index] == 1 and obs[-1] == 1.0  # last action one-hot, then Z eigenvalue +1 of qubit 3
+    env.step(env.unwrapped.action_index("x(3)"))
+    obs, _, _, _, info = env.step(index)
+    assert info["outcome"] == 1 and obs[-1] == -1.0
+
+
+def test_single_and_vector_faces_agree_through_measurements():
+    options = dict(t_dec=30.0, n_qubits=3)
+    vector = gym.make_vec(ENV_ID, num_envs=6, **options)
+    singles = [gym.make(ENV_ID, **options) for _ in range(6)]
+    vector.reset(seed=40)
+    for i, env in enumerate(singles):
+        env.reset(seed=40 + i)
+    names = vector.unwrapped.action_names
+    safe = [k for k, name in enumerate(names) if name not in ("measure(0)",)]
+    rng = np.random.default_rng(0)
+    outcomes = set()
+    for _ in range(60):
+        actions = rng.choice(safe, size=6)
+        actions[rng.random(6) < 0.4] = names.index("measure(2)")
+        obs, reward, terminated, truncated, info = vector.step(torch.as_tensor(actions))
+        for i, env in enumerate(singles):
+            s_obs, s_reward, s_term, s_trunc, s_info = env.step(actions[i])
+            np.testing.assert_array_equal(obs[i].numpy(), s_obs)
+            assert float(reward[i]) == pytest.approx(s_reward, abs=1e-6) and bool(terminated[i]) == s_term
+            assert int(info["outcome"][i]) == s_info["outcome"]
+            assert float(info["recoverable_information"][i]) == pytest.approx(s_info["recoverable_information"],
+                                                                             abs=1e-12)
+            outcomes.add(s_info["outcome"])
+            if s_term or s_trunc:
+                env.reset()
+        if bool((terminated | truncated).any()):
+            break
+    assert outcomes == {-1, 0, 1}
+
+
+def test_state_observation_holds_the_channel_matrices():
+    env = gym.make(ENV_ID, obs_mode="state", n_qubits=2)
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (8 * 16,) and obs.dtype == np.float32
+    parts = obs.reshape(2, 4, 4, 4)
+    np.testing.assert_allclose(parts[0, 3], np.diag([0.5, 0, -0.5, 0]))  # Re δρz
+    np.testing.assert_allclose(parts[1, 2][0, 2], -0.5)  # Im δρy
+    assert env.observation_space.contains(obs)
+
+
+def test_repetition_code_outlives_the_idle_memory():
+    ratio, error = effective_lifetime({"t_dec": 200.0}, RepetitionCodePolicy, num_envs=64, steps=100, seed=1)
+    assert ratio > 2 and 0 < error < ratio
+
+
+def test_render_modes():
+    env = gym.make(ENV_ID, render_mode="ansi")
+    env.reset(seed=0)
+    env.step(env.unwrapped.action_index("cnot(0,1)"))
+    env.step(env.unwrapped.action_index("measure(3)"))
+    text = env.render()
+    assert "cnot(0,1)" in text and "measure(3)->0" in text
+    env = gym.make(ENV_ID, render_mode="rgb_array")
+    env.reset(seed=0)
+    env.step(1)
+    image = env.render()
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3
+
+
+def test_action_names_and_lookup():
+    env = gym.make(ENV_ID, n_qubits=4, connectivity="chain", hadamard=True, measurable=[3])
+    names = env.unwrapped.action_names
+    assert names[0] == "idle" and "cnot(2,3)" in names and "h(1)" in names and names[-1] == "measure(3)"
+    assert env.action_space.n == len(names) == 1 + 6 + 4 + 4 + 1
+    assert names[env.unwrapped.action_index("cnot(1,2)")] == "cnot(1,2)"
+    with pytest.raises(ValueError, match="connectivity"):
+        env.unwrapped.action_index("cnot(0,3)")
+    with pytest.raises(ValueError, match="measurable"):
+        env.unwrapped.action_index("measure(0)")
+    with pytest.raises(ValueError, match="unknown action"):
+        env.unwrapped.action_index("swap(0,1)")
+    with pytest.raises(ValueError, match="hadamard"):
+        gym.make(ENV_ID).unwrapped.action_index("h(0)")
+
+
+@pytest.mark.parametrize("options, error, match", [
+    ({"n_qubits": 1}, ValueError, "n_qubits"), ({"n_qubits": 7}, ValueError, "n_qubits"),
+    ({"n_qubits": 3.0}, TypeError, "n_qubits"), ({"noise": "depolarizing"}, ValueError, "noise"),
+    ({"t_dec": 0}, ValueError, "t_dec"), ({"t_dec": float("nan")}, ValueError, "t_dec"),
+    ({"connectivity": "ring"}, ValueError, "connectivity"), ({"obs_mode": "pixels"}, ValueError, "obs_mode"),
+    ({"measurable": [4]}, ValueError, "measurable"), ({"measurable": [1, 1]}, ValueError, "measurable"),
+    ({"hadamard": "yes"}, TypeError, "hadamard"), ({"max_steps": 0}, ValueError, "max_steps"),
+])
+def test_bad_options_raise_clear_errors(options, error, match):
+    with pytest.raises(error, match=match):
+        gym.make(ENV_ID, **options)
+
+
+def test_repetition_code_needs_its_gates():
+    with pytest.raises(ValueError, match="connectivity"):
+        RepetitionCodePolicy(QubitErrorCorrectionVectorEnv(num_envs=2, connectivity="chain"))
+    with pytest.raises(ValueError, match="n_qubits"):
+        RepetitionCodePolicy(QubitErrorCorrectionVectorEnv(num_envs=2, n_qubits=3))

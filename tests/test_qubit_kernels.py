@@ -1,0 +1,139 @@
+"""Batched qubit kernels against QuTiP on random states (complex128, 1e-10), and R_Q accuracy."""
+
+import math
+
+import numpy as np
+import pytest
+import qutip
+import torch
+
+from physrl.envs.kernels import qubits as K
+
+N = 3
+I2, X, Z = qutip.qeye(2), qutip.sigmax(), qutip.sigmaz()
+P0, P1 = qutip.basis(2, 0).proj(), qutip.basis(2, 1).proj()
+
+
+def on(op: qutip.Qobj, q: int, n: int = N) -> qutip.Qobj:
+    return qutip.tensor(*[op if k == q else I2 for k in range(n)])
+
+
+def random_batch(seed: int, batch: int = 3, n: int = N) -> tuple[list[list[qutip.Qobj]], torch.Tensor]:
+    """``batch`` × (one density matrix and three Hermitian matrices), as QuTiP objects and one tensor."""
+    dims = [2] * n
+    objects = [[qutip.rand_dm(dims, seed=seed + 10 * b)] + [qutip.rand_herm(dims, seed=seed + 10 * b + k)
+                                                            for k in (1, 2, 3)] for b in range(batch)]
+    tensor = torch.tensor(np.array([[o.full() for o in four] for four in objects]))
+    return objects, tensor
+
+
+def assert_matches(tensor: torch.Tensor, objects: list[list[qutip.Qobj]]) -> None:
+    expected = np.array([[o.full() for o in four] for four in objects])
+    np.testing.assert_allclose(tensor.numpy(), expected, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("q", range(N))
+def test_x_and_hadamard_match_qutip(q):
+    objects, rho = random_batch(q)
+    x, h = on(X, q), on(qutip.Qobj(np.array(K.HADAMARD)), q)
+    assert_matches(K.permute(rho, K.x_permutation(N, q)), [[x * o * x for o in four] for four in objects])
+    assert_matches(K.hadamard(rho, N, q), [[h * o * h.dag() for o in four] for four in objects])
+
+
+def test_every_cnot_matches_qutip():
+    objects, rho = random_batch(7)
+    for c in range(N):
+        for t in range(N):
+            if c != t:
+                u = qutip.tensor(*[P0 if k == c else I2 for k in range(N)]) + \
+                    qutip.tensor(*[P1 if k == c else X if k == t else I2 for k in range(N)])
+                assert_matches(K.permute(rho, K.cnot_permutation(N, c, t)), [[u * o * u.dag() for o in four]
+                                                                              for four in objects])
+
+
+def test_per_element_permutations_apply_one_gate_per_batch_element():
+    _, rho = random_batch(3)
+    perms = torch.stack([K.x_permutation(N, 0), K.cnot_permutation(N, 2, 1), torch.arange(2**N)])
+    out = K.permute(rho, perms)
+    for b in range(3):
+        torch.testing.assert_close(out[b], K.permute(rho[b], perms[b]), rtol=0, atol=0)
+
+
+def kraus_channel(objects, kraus_per_qubit):
+    """Apply the one-qubit Kraus operators on every qubit in turn, with QuTiP."""
+    out = []
+    for four in objects:
+        mats = list(four)
+        for q in range(N):
+            mats = [sum(on(k, q) * m * on(k, q).dag() for k in kraus_per_qubit) for m in mats]
+        out.append(mats)
+    return out
+
+
+@pytest.mark.parametrize("p", [0.0, 0.013, 0.5])
+def test_bit_flip_and_dephasing_match_qutip_kraus_channels(p):
+    objects, rho = random_batch(11)
+    flips = [math.sqrt(1 - p) * I2, math.sqrt(p) * X]
+    phases = [math.sqrt(1 - p) * I2, math.sqrt(p) * Z]
+    assert_matches(K.bit_flip(rho, p, N), kraus_channel(objects, flips))
+    assert_matches(K.dephase(rho, K.dephasing_factor(N, 1 - 2 * p)), kraus_channel(objects, phases))
+
+
+def test_collective_dephasing_matches_a_qutip_lindblad_propagator():
+    """ρ_ab ← decay^((k_a − k_b)²) is the Lindblad evolution with L = √γ Σⱼ|1⟩⟨1|ⱼ for time 1, γ = −2 ln decay."""
+    objects, rho = random_batch(5)
+    decay = math.exp(-2 / 37)
+    excitations = sum(on(P1, q) for q in range(N))
+    propagator = (qutip.liouvillian(None, [math.sqrt(-2 * math.log(decay)) * excitations])).expm()
+    expected = [[qutip.vector_to_operator(propagator * qutip.operator_to_vector(o)) for o in four]
+                for four in objects]
+    assert_matches(K.dephase(rho, K.collective_dephasing_factor(N, decay)), expected)
+
+
+@pytest.mark.parametrize("q", range(N))
+def test_measurement_probability_and_projection_match_qutip(q):
+    objects, rho = random_batch(20 + q)
+    probability = K.z_probability(rho[:, 0], N, q)
+    expected = [qutip.expect(on(P0, q), four[0]) for four in objects]
+    np.testing.assert_allclose(probability.numpy(), expected, rtol=0, atol=1e-12)
+    for m, projector in ((0, on(P0, q)), (1, on(P1, q))):
+        assert_matches(K.project(rho, N, q, m), [[projector * o * projector for o in four] for four in objects])
+    outcomes = torch.tensor([1, 0, 1])
+    mixed = K.project(rho, N, q, outcomes)
+    for b, m in enumerate(outcomes.tolist()):
+        torch.testing.assert_close(mixed[b], K.project(rho[b], N, q, m), rtol=0, atol=0)
+
+
+def test_kernels_keep_the_leading_shape_and_dtype():
+    _, rho = random_batch(1)
+    for out in (K.bit_flip(rho, 0.1, N), K.hadamard(rho, N, 1), K.dephase(rho, K.dephasing_factor(N, 0.9))):
+        assert out.shape == rho.shape and out.dtype == torch.complex128
+
+
+def random_channel_deltas(seed: int, n: int = 3) -> torch.Tensor:
+    """δρᵢ = E(σᵢ/2 ⊗ |0…0⟩⟨0…0|) for a random Kraus channel E (QuTiP), shape (3, d, d)."""
+    kraus = qutip.rand_kraus_map([2] * n, seed=seed)
+    rest = qutip.tensor(*[P0] * (n - 1))
+    return torch.tensor(np.array([sum(k * qutip.tensor(s / 2, rest) * k.dag() for k in kraus).full()
+                                  for s in (qutip.sigmax(), qutip.sigmay(), qutip.sigmaz())]))
+
+
+def test_recoverable_information_matches_a_fine_brute_force_grid():
+    deltas = torch.stack([random_channel_deltas(seed) for seed in range(12)])
+    value, direction = K.recoverable_information(deltas)
+    grid = K.brute_force_recoverable_information(deltas, 20000)
+    assert float((value - grid).abs().max()) < 1e-3
+    assert torch.allclose(direction.norm(dim=1), torch.ones(12, dtype=torch.float64))
+    np.testing.assert_allclose(value.numpy(), K.trace_norm_along(deltas, direction).numpy(), rtol=0, atol=1e-12)
+
+
+def test_recoverable_information_of_known_channels():
+    """Identity channel: 1; a qubit with Bloch map diag(a, b, c): min(|a|, |b|, |c|); a Z-revealed qubit: 0."""
+    sigma = [qutip.sigmax().full() / 2, qutip.sigmay().full() / 2, qutip.sigmaz().full() / 2]
+    base = torch.tensor(np.array(sigma))
+    scaled = base * torch.tensor([0.9, 0.4, 0.7], dtype=torch.float64)[:, None, None]
+    revealed = base * torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)[:, None, None]
+    value, _ = K.recoverable_information(torch.stack([base, scaled, revealed]))
+    np.testing.assert_allclose(value.numpy(), [1.0, 0.4, 0.0], rtol=0, atol=1e-12)
+    warm, _ = K.recoverable_information(torch.stack([scaled]), start=torch.tensor([[1.0, 0.0, 0.0]]))
+    assert float(warm[0]) == pytest.approx(0.4, abs=1e-12)
