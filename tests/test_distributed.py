@@ -61,7 +61,7 @@ def test_two_gloo_ranks_train_resume_and_match_one_process(tmp_path):
     out = tmp_path / "result.json"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                             "--master_port=0", str(script), str(tmp_path / "runs"), str(out)],
+                             "--standalone", str(script), str(tmp_path / "runs"), str(out)],
                             capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(out.read_text())
@@ -70,6 +70,9 @@ def test_two_gloo_ranks_train_resume_and_match_one_process(tmp_path):
     assert first["local_envs"] == 4, "each rank steps its own half of the sub-envs"
     assert first["step"] == 8 * 16 * 3 and second["start"] == first["step"] and second["step"] == 8 * 16 * 5
     run_dirs = list((tmp_path / "runs").iterdir())
-    assert len(run_dirs) == 1, "one run folder, written by rank 0"
-    assert len(list(run_dirs[0].glob("events.out.tfevents.*"))) == 1 and (run_dirs[0] / "checkpoint.pt").exists()
+    assert len(run_dirs) == 1, f"one run folder, written by rank 0: {run_dirs}"
+    events = list(run_dirs[0].glob("events.out.tfevents.*"))
+    assert len(events) == 2, "one event file per phase (first run, resume), none from rank 1"
+    assert len({name.name.split(".")[-2] for name in events}) == 1, "all written by the same process"
+    assert (run_dirs[0] / "checkpoint.pt").exists()
     assert report["gradient"], "the all-reduced gradient equals the gradient on the whole batch"
