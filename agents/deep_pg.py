@@ -21,7 +21,9 @@ class DeepPolicyGradient(Agent):
     objective over ``update_epochs`` passes of ``num_minibatches`` minibatches. Plain REINFORCE
     with reward-to-go and a learned value baseline is ``gae_lambda=1.0, clip_coef=None,
     update_epochs=1, num_minibatches=1``; ``value_baseline=False`` drops the critic too (then only
-    episodes that end within the batch are used).
+    episodes that end within the batch are used). ``reward_to_go=False`` (only without the critic, and
+    with ``gamma=1``) weights every step by its whole episode's return instead of the return after it,
+    as the course's REINFORCE does.
 
     Networks (``network``): ``"auto"`` (CNN for image observations, MLP otherwise; Discrete
     observations are one-hot encoded), ``"mlp"``, ``"cnn"``, ``"action_map"`` (the course's maze
@@ -31,13 +33,14 @@ class DeepPolicyGradient(Agent):
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
-                 gamma: float = 0.99, gae_lambda: float = 0.95, value_baseline: bool = True,
+                 gamma: float = 0.99, gae_lambda: float = 0.95, value_baseline: bool = True, reward_to_go: bool = True,
                  clip_coef: float | None = 0.2, update_epochs: int = 4, num_minibatches: int = 4,
                  ent_coef: float = 0.01, vf_coef: float = 0.5, max_grad_norm: float | None = 0.5,
                  normalize_advantages: bool = True, network: str = "auto",
                  hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5) -> None:
         super().__init__(envs, seed)
-        for name, flag in (("value_baseline", value_baseline), ("normalize_advantages", normalize_advantages)):
+        for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
+                           ("normalize_advantages", normalize_advantages)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
         hp = {
@@ -46,6 +49,7 @@ class DeepPolicyGradient(Agent):
             "gamma": check_float("gamma", gamma, 0.0, 1.0),
             "gae_lambda": check_float("gae_lambda", gae_lambda, 0.0, 1.0),
             "value_baseline": value_baseline,
+            "reward_to_go": reward_to_go,
             "clip_coef": None if clip_coef is None else check_float("clip_coef", clip_coef, 0.0, low_open=True),
             "update_epochs": check_int("update_epochs", update_epochs, 1),
             "num_minibatches": check_int("num_minibatches", num_minibatches, 1),
@@ -60,6 +64,9 @@ class DeepPolicyGradient(Agent):
         }
         if not value_baseline and hp["gae_lambda"] != 1.0:
             raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
+        if not reward_to_go and (value_baseline or hp["gamma"] != 1.0):
+            raise ValueError("reward_to_go=False (whole-episode returns) needs value_baseline=False and gamma=1.0, "
+                             f"got value_baseline={value_baseline}, gamma={gamma}")
         if hp["num_minibatches"] > hp["num_steps"] * envs.num_envs:
             raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
                              f"{hp['num_steps'] * envs.num_envs}, got {num_minibatches}")
@@ -98,8 +105,11 @@ class DeepPolicyGradient(Agent):
         """(advantages, value targets, mask of steps to learn from), all (T, B)."""
         hp = self.hyperparameters
         if self.critic is None:
-            zero = torch.zeros_like(batch.rewards)
-            returns = gae(batch.rewards, zero, batch.dones, zero[0], hp["gamma"], 1.0)
+            if hp["reward_to_go"]:
+                zero = torch.zeros_like(batch.rewards)
+                returns = gae(batch.rewards, zero, batch.dones, zero[0], hp["gamma"], 1.0)
+            else:
+                returns = whole_episode_returns(batch)
             return returns, returns, batch.valid & batch.complete
         with torch.no_grad():
             last_value = self.critic(batch.last_obs).squeeze(-1)
@@ -166,3 +176,13 @@ class DeepPolicyGradient(Agent):
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def whole_episode_returns(batch: Batch) -> torch.Tensor:
+    """(T, B): each step's weight is the return of its whole episode, carried back from the step where it ends."""
+    out = torch.zeros_like(batch.rewards)
+    following = out[0]
+    for t in reversed(range(batch.rewards.shape[0])):
+        following = torch.where(batch.dones[t], batch.episode_returns[t], following)
+        out[t] = following
+    return out

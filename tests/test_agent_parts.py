@@ -44,6 +44,17 @@ def test_gae_with_lambda_one_is_reward_to_go_minus_value():
     assert torch.allclose(gae(rewards, values, dones, last, 0.9, 0.0), rewards + 0.9 * next_values * ~dones - values)
 
 
+def test_whole_episode_return_weights_every_step_of_an_episode_alike():
+    envs = gym.make_vec("physrl/RandomWalker-v0", num_envs=2, max_steps=3)
+    agent = DeepPolicyGradient(envs, value_baseline=False, gae_lambda=1.0, gamma=1.0, reward_to_go=False)
+    batch = Rollout(envs, seed=0).collect(9, lambda obs: (torch.ones(2, dtype=torch.int64), {}))
+    weights, _, mask = agent.advantages(batch)
+    # Reward 1 a step: every step of a 3-step episode is weighted by 3 (reward-to-go would give 3, 2, 1).
+    assert weights[mask[:, 0], 0].tolist() == [3.0] * 6
+    with pytest.raises(ValueError, match="reward_to_go"):
+        DeepPolicyGradient(envs, value_baseline=False, gae_lambda=1.0, gamma=0.99, reward_to_go=False)
+
+
 def test_gaussian_head_keeps_actions_in_the_box_and_has_the_normal_log_prob():
     head = GaussianHead(spaces.Box(-1.0, 1.0, (12,)), log_std_init=0.5)
     out = torch.randn(256, 12) * 5

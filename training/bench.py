@@ -1,4 +1,5 @@
-"""``physrl bench``: env-steps per second of the vector faces against what a user would otherwise run.
+"""``physrl bench``: env-steps per second of the vector faces against what a user would otherwise run
+(``physrl bench envs``), and training steps per second of our agent against SB3 (``physrl bench train``).
 
 Every measurement warms up first, then steps with random actions (generated on the device for the
 vector face) for a fixed wall-clock budget. Steps in which a sub-env only autoresets (Gymnasium's
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import tempfile
 import time
 from typing import Any, Callable, Iterator
 
@@ -147,9 +149,33 @@ def measurements(env_ids: list[str], sizes: list[int], devices: list[torch.devic
                            "value": rate / rates[other, "cpu", num_envs]}
 
 
+def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed: int,
+                episodes: int) -> Iterator[dict]:
+    """End-to-end training steps per second of our DeepPolicyGradient and of sb3-ppo on the same env,
+    device and env steps (default hyperparameters of each), and the return each reached."""
+    from physrl.training.evaluate import evaluate
+    from physrl.training.train import train
+
+    rates = {}
+    with tempfile.TemporaryDirectory() as logdir:
+        for agent in ("deep-pg", "sb3-ppo"):
+            start = time.perf_counter()
+            run_dir = train(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
+                            logdir=logdir, progress=False)
+            seconds = time.perf_counter() - start
+            steps = json.loads((run_dir / "config.json").read_text())["total_steps"]
+            result = evaluate(run_dir, episodes=episodes, device=device)
+            rates[agent] = steps / seconds
+            yield {"bench": "train", "env": env_id, "agent": agent, "num_envs": num_envs, "device": device,
+                   "env_steps": steps, "seconds": seconds, "steps_per_s": rates[agent],
+                   "mean_return": result["mean"], "stderr": result["stderr"],
+                   **({"ratio_to_optimum": result["ratio"]} if "ratio" in result else {})}
+    yield {"bench": "train", "env": env_id, "ratio": "deep-pg / sb3-ppo", "value": rates["deep-pg"] / rates["sb3-ppo"]}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("what", nargs="?", choices=["envs"], default="envs",
-                        help="what to measure (default: envs)")
+    parser.add_argument("what", nargs="?", choices=["envs", "train"], default="envs",
+                        help="envs: env-steps/s of every implementation; train: training SPS of deep-pg vs sb3-ppo")
     parser.add_argument("--env", action="append", dest="envs", metavar="ID",
                         help="env id to measure (repeatable; default: every registered physrl env)")
     parser.add_argument("--num-envs", type=int, nargs="+", metavar="N",
@@ -161,6 +187,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per measurement (default 1)")
     parser.add_argument("--quick", action="store_true", help="small sizes and budgets, for CI")
     parser.add_argument("--json", type=str, metavar="PATH", help="also write the records to this file (JSON lines)")
+    parser.add_argument("--total-steps", type=int, default=200_000, metavar="S",
+                        help="train: env steps of each training run (default 200000, --quick 5000)")
+    parser.add_argument("--episodes", type=int, default=500, metavar="N",
+                        help="train: evaluation episodes of each trained policy (default 500)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -175,9 +205,16 @@ def run(args: argparse.Namespace) -> int:
     seconds = min(args.seconds, 0.2) if args.quick else args.seconds
     if seconds <= 0:
         raise ValueError(f"--seconds must be positive, got {args.seconds}")
+    if args.what == "train":
+        steps = min(args.total_steps, 5000) if args.quick else args.total_steps
+        records = (record for env_id in (args.envs or ["physrl/TreasureMazeChallenge-v0"])
+                   for device in devices for num_envs in (args.num_envs or [64])
+                   for record in bench_train(env_id, num_envs, steps, str(device), 0, args.episodes))
+    else:
+        records = measurements(env_ids, sizes, devices, args.impl, seconds)
     out = open(args.json, "w") if args.json else None
     try:
-        for record in measurements(env_ids, sizes, devices, args.impl, seconds):
+        for record in records:
             line = json.dumps(record)
             print(line, flush=True)
             if out:
