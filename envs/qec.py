@@ -180,9 +180,18 @@ class QubitCore(BatchCore):
         return rho
 
     def observe(self) -> torch.Tensor:
-        if self.obs_mode == "state":
-            flat = torch.view_as_real(self.rho).permute(0, 4, 1, 2, 3).reshape(self.num_envs, -1)
-            return flat.clamp(-1.0, 1.0).to(torch.float32)
+        return self.state_view() if self.obs_mode == "state" else self.measurement_view()
+
+    def state_view(self) -> torch.Tensor:
+        """The teacher's observation (``obs_mode="state"``) of the current state, whatever ``obs_mode`` is."""
+        flat = torch.view_as_real(self.rho).permute(0, 4, 1, 2, 3).reshape(self.num_envs, -1)
+        return flat.clamp(-1.0, 1.0).to(torch.float32)
+
+    def measurement_view(self) -> torch.Tensor:
+        """The student's observation (``obs_mode="measurements"``) of the current state, whatever ``obs_mode`` is.
+
+        Right after a reset it is all zeros (no last action, nothing measured): that marks an episode's start.
+        """
         onehot = torch.zeros(self.num_envs, self.single_action_space.n, dtype=torch.float32, device=self.device)
         started = self.last_action >= 0
         onehot[started, self.last_action[started]] = 1.0
@@ -370,10 +379,14 @@ def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[Qu
                        groups: int = 16) -> tuple[float, float]:
     """T_eff / T_dec of a policy, with its standard error, from one batch of rollouts (DESIGN §4.3).
 
-    Runs ``num_envs`` episodes of ``steps`` steps (default ``max_steps``) from reset and fits
-    E[R_Q(t)] = e^(−2t/T_eff) through the origin: with y(t) = −ln mean R_Q(t), 2/T_eff =
-    Σ t y / Σ t². A terminated episode counts as R_Q = 0 from then on. The error is the spread of
-    the same estimate over ``groups`` disjoint groups of episodes, divided by √groups.
+    Runs ``num_envs`` episodes of ``steps`` steps (default ``max_steps``) from reset and fits the
+    decay rate of E[R_Q(t)] = A e^(−2t/T_eff): a least-squares line y(t) = c + 2t/T_eff through
+    y(t) = −ln mean R_Q(t), t = 1 … steps. The intercept c absorbs the one-off loss of encoding:
+    qubit 0 is alone during the first step and two-fold during the second, so every code starts
+    with c ≈ 4Δt/T_dec, which a fit through the origin would charge to the rate (over 200 steps it
+    turns the repetition code's 28 into 18.5). Idle has c = 0 exactly and T_eff/T_dec = 1.
+    A terminated episode counts as R_Q = 0 from then on. The error is the spread of the same
+    estimate over ``groups`` disjoint groups of episodes, divided by √groups.
     """
     options = dict(env_options)
     if steps is not None:
@@ -392,7 +405,8 @@ def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[Qu
 
     def ratio(block: torch.Tensor) -> float:
         y = -torch.log(block.mean(1).clamp_min(1e-300))
-        slope = float((time * y).sum() / (time * time).sum())
+        centred = time - time.mean()
+        slope = float((centred * (y - y.mean())).sum() / (centred * centred).sum())
         return 2.0 / slope / envs.core.t_dec if slope > 0 else math.inf
 
     estimate = ratio(trace)

@@ -12,7 +12,7 @@ import torch
 from physrl.agents import DeepPolicyGradient
 
 ENV_ID = "physrl/OscillatorStatePrep-v0"
-SMALL_ENV = {"n": 1, "n_levels": 20, "alpha_max": 1.5, "snap_phases": 4, "n_steps": 2}
+SMALL_ENV = {"n": 1, "n_levels": 12, "alpha_max": 1.5, "snap_phases": 1, "n_steps": 1}
 
 
 def deterministic_fidelity(agent: DeepPolicyGradient) -> float:

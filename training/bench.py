@@ -153,6 +153,7 @@ def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed:
                 episodes: int) -> Iterator[dict]:
     """End-to-end training steps per second of our DeepPolicyGradient and of sb3-ppo on the same env,
     device and env steps (default hyperparameters of each), and the return each reached."""
+    from physrl.training.checkpoint import load_checkpoint
     from physrl.training.evaluate import evaluate
     from physrl.training.train import train
 
@@ -163,7 +164,7 @@ def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed:
             run_dir = train(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
                             logdir=logdir, progress=False)
             seconds = time.perf_counter() - start
-            steps = json.loads((run_dir / "config.json").read_text())["total_steps"]
+            steps = load_checkpoint(run_dir)["global_step"]
             result = evaluate(run_dir, episodes=episodes, device=device)
             rates[agent] = steps / seconds
             yield {"bench": "train", "env": env_id, "agent": agent, "num_envs": num_envs, "device": device,

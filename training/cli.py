@@ -26,20 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (module, help_text) in COMMANDS.items():
         sub = commands.add_parser(name, help=help_text, description=help_text)
         sub.set_defaults(module=module)
-        try:
-            importlib.import_module(f"physrl.training.{module}").add_arguments(sub)
-        except ModuleNotFoundError as error:
-            if error.name != f"physrl.training.{module}":
-                raise
-            sub.set_defaults(module=None)
+        importlib.import_module(f"physrl.training.{module}").add_arguments(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.module is None:
-        print(f"physrl {args.command}: not available in this version", file=sys.stderr)
-        return 2
     return importlib.import_module(f"physrl.training.{args.module}").run(args) or 0
 
 

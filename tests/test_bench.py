@@ -1,0 +1,33 @@
+"""``physrl bench`` prints one JSON object per measurement and the ratios measured in the same run."""
+
+import json
+
+from physrl.training.cli import main
+
+
+def test_bench_envs_quick_records_and_ratios(tmp_path, capsys):
+    out = tmp_path / "bench.jsonl"
+    assert main(["bench", "envs", "--quick", "--env", "physrl/TreasureMaze-v0", "--num-envs", "1", "16",
+                 "--impl", "vector", "sync", "--seconds", "0.05", "--json", str(out)]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert printed == [json.loads(line) for line in out.read_text().splitlines()]
+    records = [r for r in printed if "impl" in r]
+    assert {(r["impl"], r["num_envs"]) for r in records} == {("vector", 1), ("sync", 1), ("vector", 16), ("sync", 16)}
+    for record in records:
+        assert set(record) >= {"env", "impl", "num_envs", "device", "steps_per_s", "bytes_per_env"}
+        assert record["steps_per_s"] > 0
+    ratios = {r["num_envs"]: r["value"] for r in printed if "ratio" in r}
+    assert set(ratios) == {1, 16}
+    rate = {(r["impl"], r["num_envs"]): r["steps_per_s"] for r in records}
+    assert ratios[16] == rate["vector", 16] / rate["sync", 16]
+
+
+def test_bench_train_quick_compares_with_sb3(capsys):
+    assert main(["bench", "train", "--quick", "--env", "physrl/RandomWalker-v0", "--num-envs", "4",
+                 "--episodes", "8"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    runs = {r["agent"]: r for r in printed if "agent" in r}
+    assert set(runs) == {"deep-pg", "sb3-ppo"}
+    assert all(r["env_steps"] >= 5000 and r["steps_per_s"] > 0 for r in runs.values())
+    ratio = next(r for r in printed if "ratio" in r)
+    assert ratio["value"] == runs["deep-pg"]["steps_per_s"] / runs["sb3-ppo"]["steps_per_s"]
