@@ -7,6 +7,7 @@ trained by calling ``learn_iteration()`` repeatedly (docs/CONTRACTS.md, "Agents"
 from physrl.agents.deep_pg import DeepPolicyGradient
 from physrl.agents.dqn import DQN
 from physrl.agents.q_learning import QLearning
+from physrl.agents.student import QECStudent
 from physrl.agents.tabular_pg import TabularPolicyGradient
 
 #: CLI name -> agent class.
@@ -15,6 +16,7 @@ AGENTS: dict[str, type] = {
     "deep-pg": DeepPolicyGradient,
     "q-learning": QLearning,
     "dqn": DQN,
+    "qec-student": QECStudent,
 }
 
-__all__ = ["AGENTS", "DQN", "DeepPolicyGradient", "QLearning", "TabularPolicyGradient"]
+__all__ = ["AGENTS", "DQN", "DeepPolicyGradient", "QECStudent", "QLearning", "TabularPolicyGradient"]

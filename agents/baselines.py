@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
+from physrl.agents.rollout import play_episodes
 from physrl.envs.maze import MOVES, MazeLayout, greedy_actions, optimal_plan
 
 PolicyFn = Callable[[torch.Tensor], torch.Tensor]
@@ -95,12 +96,4 @@ def walker_target_optimum_policy(obs: torch.Tensor) -> torch.Tensor:
 def episode_returns(envs, policy: PolicyFn, seed: int) -> torch.Tensor:
     """Return of the first episode of every sub-env of a vector env under ``policy`` (reset with ``seed``)."""
     obs, _ = envs.reset(seed=seed)
-    total = torch.zeros(envs.num_envs, device=envs.device)
-    alive = torch.ones(envs.num_envs, dtype=torch.bool, device=envs.device)
-    for _ in range(envs.core.max_steps):
-        with torch.no_grad():
-            actions = policy(obs)
-        obs, reward, terminated, truncated, _ = envs.step(actions)
-        total += reward * alive
-        alive &= ~(terminated | truncated)
-    return total
+    return play_episodes(envs, policy, obs)

@@ -148,3 +148,15 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Mean of ``x`` over the entries where ``mask`` is true (0 if there are none), without a host sync."""
     mask = mask.to(x.dtype)
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
+
+
+def play_episodes(envs: VectorEnv, policy: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
+    """Return (float64) of the episode that every sub-env has just started with ``obs``, under ``policy``."""
+    total = torch.zeros(envs.num_envs, dtype=torch.float64, device=envs.device)
+    running = torch.ones(envs.num_envs, dtype=torch.bool, device=envs.device)
+    with torch.no_grad():
+        while bool(running.any()):
+            obs, reward, terminated, truncated, _ = envs.step(policy(obs))
+            total += reward.to(torch.float64) * running
+            running &= ~(terminated | truncated)
+    return total

@@ -42,6 +42,7 @@ import numpy as np
 import torch
 
 import physrl.envs  # noqa: F401  (registers the environments)
+from physrl.agents.rollout import play_episodes
 from physrl.envs.maze import optimal_return
 
 Policy = Callable[[torch.Tensor], Any]
@@ -122,19 +123,12 @@ def exact_optima(count: int = EVAL_SIZE) -> np.ndarray:
 def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "cpu") -> np.ndarray:
     """Return of ``policy`` on each of the first ``count`` evaluation mazes (one episode each)."""
     envs, obs = evaluation_envs(count, device)
-    total = torch.zeros(count, device=envs.device)
-    running = torch.ones(count, dtype=torch.bool, device=envs.device)
-    with torch.no_grad():
-        while bool(running.any()):
-            actions = torch.as_tensor(policy(obs), device=envs.device)
-            try:
-                obs, reward, terminated, truncated, _ = envs.step(actions)
-            except (TypeError, ValueError) as error:
-                raise ValueError(f"the policy must return {count} integer actions in 0..4 "
-                                 f"(a tensor of shape ({count},)): {error}") from None
-            total += reward * running
-            running &= ~(terminated | truncated)
-    return total.cpu().numpy().astype(np.float64)
+    try:
+        returns = play_episodes(envs, lambda batch: torch.as_tensor(policy(batch), device=envs.device), obs)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"the policy must return {count} integer actions in 0..4 "
+                         f"(a tensor of shape ({count},)): {error}") from None
+    return returns.cpu().numpy()
 
 
 def builtin_submission(name: str) -> Submission:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from physrl.agents.rollout import play_episodes
 from physrl.envs.core import check_int
 from physrl.envs.maze import MazeCore, optimal_return
 from physrl.training.checkpoint import load_policy, make_envs
@@ -53,13 +54,7 @@ def evaluate(checkpoint: str | Path, episodes: int = 100, seed: int = EVAL_SEED,
         if isinstance(core, MazeCore):
             optima.extend(float(optimal_return(core.layout(i), core.max_steps, core.delete_chests))
                           for i in range(count))
-        total = torch.zeros(count, dtype=torch.float64, device=envs.device)
-        done = torch.zeros(count, dtype=torch.bool, device=envs.device)
-        while not bool(done.all()):
-            observations, reward, terminated, truncated, _ = envs.step(policy(observations))
-            total += reward.to(torch.float64) * ~done
-            done |= terminated | truncated
-        returns.extend(total.tolist())
+        returns.extend(play_episodes(envs, policy, observations).tolist())
         envs.close()
     mean, stderr = _mean_stderr(returns)
     result: dict[str, Any] = {"episodes": episodes, "mean": mean, "stderr": stderr, "returns": returns}

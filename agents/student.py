@@ -1,0 +1,137 @@
+"""The recurrent "student" of Fösel et al., PRX 8, 031084 (2018), §IV: a GRU policy that sees only what
+an experiment sees (the last action and the measurement outcomes, ``obs_mode="measurements"``) and
+learns by imitating a state-aware "teacher" (a ``deep-pg`` checkpoint trained on ``obs_mode="state"``).
+
+Every iteration the teacher acts greedily on the state view of the same sub-envs
+(:meth:`physrl.envs.qec.QubitCore.state_view`), the student reads their measurement view, and the
+GRU, unrolled over the batch, is trained by cross-entropy on the teacher's actions.
+
+Hidden state: the GRU state is reset wherever the observation is all zeros, which the env returns
+exactly at an episode's first step. :meth:`QECStudent.act` (used by ``load_policy``) keeps one
+hidden state per sub-env of the batch it is called with, so call it once per env step on the same
+batch of envs; a batch of another size starts from fresh hidden states.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from torch import nn
+
+from physrl.agents.base import Agent, check_float, check_int, with_seed
+from physrl.agents.networks import CategoricalHead, init_layer
+from physrl.agents.rollout import masked_mean
+from physrl.envs.core import VectorEnv
+
+
+class RecurrentPolicy(nn.Module):
+    """A GRU cell over the observations, then a linear layer to the action logits."""
+
+    def __init__(self, obs_dim: int, n_actions: int, hidden_size: int) -> None:
+        super().__init__()
+        self.cell = nn.GRUCell(obs_dim, hidden_size)
+        self.out = init_layer(nn.Linear(hidden_size, n_actions), 0.01)
+        self.hidden_size = hidden_size
+
+    def step(self, obs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits, next hidden state) for one step; the hidden state restarts where ``obs`` is all zeros."""
+        hidden = hidden * (obs != 0).any(1, keepdim=True)
+        hidden = self.cell(obs, hidden)
+        return self.out(hidden), hidden
+
+    def unroll(self, obs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (T, B, n_actions) over observations (T, B, obs_dim) from ``hidden`` (B, H), and the last hidden state."""
+        logits = []
+        for t in range(obs.shape[0]):
+            out, hidden = self.step(obs[t], hidden)
+            logits.append(out)
+        return torch.stack(logits), hidden
+
+
+class QECStudent(Agent):
+    """GRU student trained by imitation of a teacher checkpoint on ``physrl/QubitErrorCorrection-v0``.
+
+    ``envs`` must use ``obs_mode="measurements"`` (the student's view); the teacher (``teacher``: a
+    checkpoint file or run folder of a policy on ``obs_mode="state"`` with the same other options)
+    is loaded at the first :meth:`learn_iteration`, so that loading a trained student needs no teacher.
+    """
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, teacher: str = "", learning_rate: float = 3e-3,
+                 num_steps: int | None = None, hidden_size: int = 64, max_grad_norm: float = 1.0) -> None:
+        super().__init__(envs, seed)
+        core = getattr(envs, "core", None)
+        if type(core).__name__ != "QubitCore" or core.obs_mode != "measurements":
+            raise ValueError("qec-student needs physrl/QubitErrorCorrection-v0 with obs_mode='measurements' "
+                             "(its own view); the teacher sees the same envs' state view")
+        if not isinstance(teacher, str):
+            raise TypeError(f"teacher must be the path of a checkpoint (str), got {teacher!r}")
+        self.hyperparameters = {
+            "teacher": teacher,
+            "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
+            "num_steps": self.default_num_steps(num_steps),
+            "hidden_size": check_int("hidden_size", hidden_size, 1),
+            "max_grad_norm": check_float("max_grad_norm", max_grad_norm, 0.0, low_open=True),
+        }
+        n_actions = self.discrete_actions()
+        obs_dim = int(envs.single_observation_space.shape[0])
+        self.model = with_seed(self.seed, lambda: RecurrentPolicy(obs_dim, n_actions, hidden_size)).to(self.device)
+        self.head = CategoricalHead(n_actions)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hyperparameters["learning_rate"])
+        self.hidden = torch.zeros(envs.num_envs, hidden_size, device=self.device)
+        self._act_hidden = torch.zeros(0, hidden_size, device=self.device)
+        self._teacher: Any = None
+
+    def teacher_policy(self) -> Any:
+        """The teacher as a greedy :class:`physrl.training.checkpoint.Policy` on the state view (loaded once)."""
+        if self._teacher is None:
+            from physrl.training.checkpoint import load_policy
+
+            if not self.hyperparameters["teacher"]:
+                raise ValueError("qec-student needs a teacher checkpoint: --set teacher=PATH (a deep-pg run on "
+                                 "obs_mode='state')")
+            core = self.envs.core
+            state_space = spaces.Box(-1.0, 1.0, (8 * core.dim * core.dim,), np.float32)
+            self._teacher = load_policy(self.hyperparameters["teacher"], self.device,
+                                        env_id="physrl/QubitErrorCorrection-v0", observation_space=state_space,
+                                        action_space=self.envs.single_action_space)
+        return self._teacher
+
+    def _follow_teacher(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The teacher's greedy action on the state view of the same sub-envs (``obs`` is the student's view)."""
+        return self.teacher_policy()(self.envs.core.state_view()), {}
+
+    def learn_iteration(self) -> dict[str, Any]:
+        hp = self.hyperparameters
+        batch = self.rollout.collect(hp["num_steps"], self._follow_teacher)
+        self.global_step += batch.rewards.numel()
+        logits, last = self.model.unroll(batch.obs, self.hidden)
+        self.hidden = last.detach()
+        log_p, _ = self.head.log_prob_entropy(logits, batch.actions)
+        loss = -masked_mean(log_p, batch.valid)
+        self.optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+        self.optimizer.step()
+        agreement = masked_mean((logits.argmax(-1) == batch.actions).float(), batch.valid)
+        return {**batch.episode_stats(), "losses/imitation": float(loss.detach()), "losses/agreement": float(agreement)}
+
+    def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """Actions for one step of a batch of sub-envs, carrying each sub-env's hidden state to the next call."""
+        obs = obs.to(self.device, torch.float32)
+        if self._act_hidden.shape[0] != obs.shape[0]:
+            self._act_hidden = torch.zeros(obs.shape[0], self.model.hidden_size, device=self.device)
+        with torch.no_grad():
+            logits, self._act_hidden = self.model.step(obs, self._act_hidden)
+            return self.head.mode(logits) if deterministic else self.head.sample(logits, self.generator)[0]
+
+    def _state(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "hidden": self.hidden}
+
+    def _load_state(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        if state["hidden"].shape == self.hidden.shape:
+            self.hidden = state["hidden"].to(self.device)
