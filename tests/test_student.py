@@ -1,0 +1,78 @@
+"""The recurrent QEC student (agents/student.py): imitation of a teacher checkpoint, physrl train, load_policy."""
+
+import io
+
+import gymnasium as gym
+import pytest
+import torch
+
+from physrl.agents import AGENTS, QECStudent
+from physrl.agents.baselines import episode_returns
+from physrl.training import load_policy, train
+from physrl.training.checkpoint import load_checkpoint
+
+QEC = "physrl/QubitErrorCorrection-v0"
+SMALL = {"n_qubits": 3, "max_steps": 20}
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):
+    """A briefly trained deep-pg teacher on the state view of a small memory (what matters is that it is a policy)."""
+    return train(QEC, "deep-pg", num_envs=16, total_steps=16 * 21 * 2, env_kwargs={**SMALL, "obs_mode": "state"},
+                 logdir=tmp_path_factory.mktemp("teacher"), progress=False)
+
+
+def test_student_imitates_its_teacher(teacher):
+    student = QECStudent(gym.make_vec(QEC, num_envs=32, **SMALL), seed=0, teacher=str(teacher))
+    stats = [student.learn_iteration() for _ in range(40)]
+    assert stats[-1]["losses/imitation"] < 0.5 * stats[0]["losses/imitation"]
+    teacher_policy = load_policy(teacher)
+    reference = episode_returns(gym.make_vec(QEC, num_envs=64, obs_mode="state", **SMALL), teacher_policy, seed=10**6)
+    imitated = episode_returns(gym.make_vec(QEC, num_envs=64, **SMALL), student.act, seed=10**6)
+    assert float(imitated.mean()) >= float(reference.mean()) - 0.2 * abs(float(reference.mean()))
+
+
+def test_physrl_train_student_end_to_end_and_load_policy(teacher, tmp_path):
+    run_dir = train(QEC, "qec-student", num_envs=4, total_steps=4 * 21 * 2, env_kwargs=SMALL,
+                    hyperparameters={"teacher": str(teacher)}, logdir=tmp_path, progress=False)
+    assert load_checkpoint(run_dir, env_id=QEC)["config"]["hyperparameters"]["teacher"] == str(teacher)
+    policy = load_policy(run_dir)
+    envs = gym.make_vec(QEC, num_envs=3, **SMALL)
+    obs, _ = envs.reset(seed=1)
+    for _ in range(5):
+        actions = policy(obs)
+        assert actions.shape == (3,)
+        obs, *_ = envs.step(actions)
+
+
+def test_hidden_state_restarts_on_the_first_observation_of_an_episode(teacher):
+    student = QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(teacher))
+    student.learn_iteration()
+    envs = gym.make_vec(QEC, num_envs=2, **SMALL)
+    obs, _ = envs.reset(seed=0)
+    first = student.model.step(obs, torch.zeros(2, student.model.hidden_size))[0].argmax(-1)
+    for _ in range(3):
+        obs, *_ = envs.step(student.act(obs))
+    assert torch.equal(student.act(torch.zeros_like(obs)), first)
+
+
+def test_resume_is_exact_and_errors_are_clear(teacher, tmp_path):
+    def make():
+        return QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), seed=3, teacher=str(teacher))
+
+    agent = make()
+    agent.learn_iteration()
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    expected = [agent.learn_iteration() for _ in range(2)]
+    buffer.seek(0)
+    resumed = make()
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    assert [resumed.learn_iteration() for _ in range(2)] == expected
+    assert AGENTS["qec-student"] is QECStudent
+    with pytest.raises(ValueError, match="obs_mode='measurements'"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, obs_mode="state", **SMALL), teacher=str(teacher))
+    with pytest.raises(ValueError, match="teacher checkpoint"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL)).learn_iteration()
+    with pytest.raises(ValueError, match="does not match"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, n_qubits=4, max_steps=20), teacher=str(teacher)).learn_iteration()
