@@ -30,6 +30,10 @@ class DeepPolicyGradient(Agent):
     network). Actor and critic are separate networks of the same kind. Discrete actions get a
     Categorical head; Box actions a Gaussian whose mean lies in the box and whose samples are
     clipped to it.
+
+    ``lr_anneal_steps`` (default None: constant) decays the learning rate linearly from
+    ``learning_rate`` to 0 at that many env steps (CleanRL's ``anneal_lr`` with an explicit horizon);
+    single-shot ±1 rewards, as in Sivak et al., PRX 12, 011059 (2022), need it to settle the policy.
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
@@ -37,7 +41,8 @@ class DeepPolicyGradient(Agent):
                  clip_coef: float | None = 0.2, update_epochs: int = 4, num_minibatches: int = 4,
                  ent_coef: float = 0.01, vf_coef: float = 0.5, max_grad_norm: float | None = 0.5,
                  normalize_advantages: bool = True, network: str = "auto",
-                 hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5) -> None:
+                 hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5,
+                 lr_anneal_steps: int | None = None) -> None:
         super().__init__(envs, seed)
         for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
                            ("normalize_advantages", normalize_advantages)):
@@ -61,6 +66,7 @@ class DeepPolicyGradient(Agent):
             "network": check_choice("network", network, NETWORKS),
             "hidden_sizes": check_sizes("hidden_sizes", hidden_sizes),
             "log_std_init": check_float("log_std_init", log_std_init),
+            "lr_anneal_steps": None if lr_anneal_steps is None else check_int("lr_anneal_steps", lr_anneal_steps, 1),
         }
         if not value_baseline and hp["gae_lambda"] != 1.0:
             raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
@@ -119,6 +125,9 @@ class DeepPolicyGradient(Agent):
 
     def learn_iteration(self) -> dict[str, Any]:
         hp = self.hyperparameters
+        if hp["lr_anneal_steps"] is not None:
+            for group in self.optimizer.param_groups:
+                group["lr"] = hp["learning_rate"] * max(0.0, 1.0 - self.global_step / hp["lr_anneal_steps"])
         batch = self.rollout.collect(hp["num_steps"], self._explore)
         self.global_step += batch.rewards.numel() * self.world_size
         adv, targets, mask = self.advantages(batch)

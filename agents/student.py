@@ -4,7 +4,11 @@ learns by imitating a state-aware "teacher" (a ``deep-pg`` checkpoint trained on
 
 Every iteration the teacher acts greedily on the state view of the same sub-envs
 (:meth:`physrl.envs.qec.QubitCore.state_view`), the student reads their measurement view, and the
-GRU, unrolled over the batch, is trained by cross-entropy on the teacher's actions.
+GRU, unrolled over the batch, is trained by cross-entropy on the teacher's actions
+(``update_epochs`` gradient steps per batch of ``num_steps`` steps, the GRU state carried from one batch
+to the next; the few encoding steps at an episode's start are rare, and learning them needs many
+gradient steps per sample; the loss and the accuracy are logged as
+``losses/imitation`` and ``losses/agreement``; ``charts/episodic_return`` is the teacher's).
 
 Hidden state: the GRU state is reset wherever the observation is all zeros, which the env returns
 exactly at an episode's first step. :meth:`QECStudent.act` (used by ``load_policy``) keeps one
@@ -25,6 +29,7 @@ from physrl.agents.base import Agent, check_float, check_int, with_seed
 from physrl.agents.networks import CategoricalHead, init_layer
 from physrl.agents.rollout import masked_mean
 from physrl.envs.core import VectorEnv
+from physrl.envs.qec import QubitCore
 
 
 class RecurrentPolicy(nn.Module):
@@ -60,10 +65,11 @@ class QECStudent(Agent):
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, teacher: str = "", learning_rate: float = 3e-3,
-                 num_steps: int | None = None, hidden_size: int = 64, max_grad_norm: float = 1.0) -> None:
+                 num_steps: int | None = 50, update_epochs: int = 20, hidden_size: int = 64,
+                 max_grad_norm: float = 1.0) -> None:
         super().__init__(envs, seed)
         core = getattr(envs, "core", None)
-        if type(core).__name__ != "QubitCore" or core.obs_mode != "measurements":
+        if not isinstance(core, QubitCore) or core.obs_mode != "measurements":
             raise ValueError("qec-student needs physrl/QubitErrorCorrection-v0 with obs_mode='measurements' "
                              "(its own view); the teacher sees the same envs' state view")
         if not isinstance(teacher, str):
@@ -72,6 +78,7 @@ class QECStudent(Agent):
             "teacher": teacher,
             "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
             "num_steps": self.default_num_steps(num_steps),
+            "update_epochs": check_int("update_epochs", update_epochs, 1),
             "hidden_size": check_int("hidden_size", hidden_size, 1),
             "max_grad_norm": check_float("max_grad_norm", max_grad_norm, 0.0, low_open=True),
         }
@@ -107,14 +114,15 @@ class QECStudent(Agent):
         hp = self.hyperparameters
         batch = self.rollout.collect(hp["num_steps"], self._follow_teacher)
         self.global_step += batch.rewards.numel()
-        logits, last = self.model.unroll(batch.obs, self.hidden)
+        for _ in range(hp["update_epochs"]):
+            logits, last = self.model.unroll(batch.obs, self.hidden)
+            log_p, _ = self.head.log_prob_entropy(logits, batch.actions)
+            loss = -masked_mean(log_p, batch.valid)
+            self.optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+            self.optimizer.step()
         self.hidden = last.detach()
-        log_p, _ = self.head.log_prob_entropy(logits, batch.actions)
-        loss = -masked_mean(log_p, batch.valid)
-        self.optimizer.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
-        self.optimizer.step()
         agreement = masked_mean((logits.argmax(-1) == batch.actions).float(), batch.valid)
         return {**batch.episode_stats(), "losses/imitation": float(loss.detach()), "losses/agreement": float(agreement)}
 

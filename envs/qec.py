@@ -28,7 +28,9 @@ protection 1. Truncation after ``max_steps`` (default 200).
 **Observation** (1-D float32): ``obs_mode="measurements"`` (the student's view): one-hot of the last
 action (all zero right after reset) followed by the last outcome of every qubit as its Z eigenvalue
 (+1 for 0, −1 for 1, 0 if never measured); ``"state"`` (the teacher's view): real and imaginary parts
-of the four channel matrices, flattened (8·4ⁿ numbers, all within [−1, 1]).
+of the four channel matrices, flattened (8·4ⁿ numbers, all within [−1, 1]). Whatever ``obs_mode``,
+the core gives both views of its current state, ``core.state_view()`` and ``core.measurement_view()``
+(the teacher–student training of the paper, §IV, runs the teacher on one and the student on the other).
 ``info["recoverable_information"]`` is R_Q after the step, ``info["outcome"]`` the measured bit or
 −1. For independent bit flips, dephasing and the correlated noise an idle memory keeps
 R_Q(t) = e^(−2t/T_dec); with "bitflip+dephasing" the y component decays twice as fast, e^(−4t/T_dec).
@@ -336,7 +338,9 @@ class RepetitionCodePolicy:
     0,1); cnot(1,3), cnot(2,3), measure(3) (parity of 1,2); X on the qubit the two parities point to
     (one extra step, skipped when both parities are even).
     The ancilla is never reset: its value is the last outcome, tracked in software, so a parity is
-    the new outcome XOR the previous one. Works on a batch of ``"measurements"`` observations
+    the new outcome XOR the previous one. Neither that nor the X corrections change R_Q (a unitary
+    known from the record leaves every ‖Σᵢ nᵢ δρᵢ‖₁ as it is): only the measurement schedule, one
+    parity every three steps, sets the lifetime; a correction step only costs one step of noise. Works on a batch of ``"measurements"`` observations
     (a new episode is recognised by its all-zero last-action one-hot).
     """
 

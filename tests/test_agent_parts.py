@@ -112,6 +112,17 @@ def test_hyperparameters_are_resolved_and_json_serialisable():
     json.dumps(agent.hyperparameters)
 
 
+def test_lr_anneal_steps_decays_the_learning_rate_linearly_to_zero():
+    envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, n_steps=2,
+                        snap_phases=2)
+    agent = DeepPolicyGradient(envs, learning_rate=1e-3, num_steps=2, num_minibatches=1, lr_anneal_steps=32)
+    rates = []
+    for _ in range(5):
+        agent.learn_iteration()   # 8 env steps each; the rate is set from the steps done before it
+        rates.append(agent.optimizer.param_groups[0]["lr"])
+    assert rates == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3, 0.0])
+
+
 @pytest.mark.parametrize("kwargs, error, word", [
     (dict(learning_rate=0.0), ValueError, "learning_rate"),
     (dict(learning_rate="fast"), TypeError, "learning_rate"),
@@ -122,6 +133,7 @@ def test_hyperparameters_are_resolved_and_json_serialisable():
     (dict(hidden_sizes=[64, 0]), ValueError, "hidden_sizes"),
     (dict(clip_coef=-0.1), ValueError, "clip_coef"),
     (dict(num_steps=0), ValueError, "num_steps"),
+    (dict(lr_anneal_steps=0), ValueError, "lr_anneal_steps"),
 ])
 def test_bad_hyperparameters_name_the_argument(kwargs, error, word):
     envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)

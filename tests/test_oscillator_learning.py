@@ -4,7 +4,7 @@ DeepPolicyGradient with PPO clipping learns to prepare |1⟩ from the single-sho
 alone (+1/−1 per episode, E = 2F − 1), as in the paper; the deterministic (mean) policy is then
 scored by its exact fidelity. To stay CI-sized the task is one step (T = 1) with one SNAP phase,
 where the optimum is known in closed form: U = D(−α) SNAP(θ₀) D(α) gives
-⟨1|U|0⟩ = (e^{iθ₀} − 1) α e^{−|α|²}, so F = 4 sin²(θ₀/2) |α|² e^{−2|α|²} ≤ 2/e (θ₀ = π, |α|² = 1/2).
+⟨1|U|0⟩ = −(e^{iθ₀} − 1) α e^{−|α|²}, so F = 4 sin²(θ₀/2) |α|² e^{−2|α|²} ≤ 2/e (θ₀ = π, |α|² = 1/2).
 The full-size benchmark (T = 5, F ≥ 0.999) is in docs/readme/oscillator.md.
 """
 
@@ -18,7 +18,7 @@ from physrl.agents import DeepPolicyGradient
 ENV_ID = "physrl/OscillatorStatePrep-v0"
 SMALL_ENV = {"n": 1, "n_levels": 12, "alpha_max": 1.5, "snap_phases": 1, "n_steps": 1}
 OPTIMUM = 2 / math.e
-ITERATIONS = 60  # 60 × 256 = 15 360 single-shot measurements
+ITERATIONS = 60  # with num_steps=1 every other iteration is the autoreset step: 30 × 256 = 7 680 shots
 
 
 def deterministic_fidelity(agent: DeepPolicyGradient) -> float:

@@ -117,8 +117,10 @@ def test_state_observation_holds_the_channel_matrices():
 
 
 def test_repetition_code_outlives_the_idle_memory():
-    ratio, error = effective_lifetime({"t_dec": 200.0}, RepetitionCodePolicy, num_envs=64, steps=100, seed=1)
-    assert ratio > 2 and 0 < error < ratio
+    """A cheap proxy of the README's T_eff/T_dec ≈ 28 at T_dec = 1200: 4.5 ± 1.2 at T_dec = 200, as the
+    scaling T_eff/T_dec ≈ 1/(3pW) (flip probability p per step, W ≈ 14 steps) expects; idle gives 1."""
+    ratio, error = effective_lifetime({"t_dec": 200.0}, RepetitionCodePolicy, num_envs=64, steps=100, seed=1, groups=4)
+    assert ratio > 3 and 0 < error < ratio / 2
 
 
 def test_render_modes():

@@ -23,8 +23,8 @@ def teacher(tmp_path_factory):
 
 
 def test_student_imitates_its_teacher(teacher):
-    student = QECStudent(gym.make_vec(QEC, num_envs=32, **SMALL), seed=0, teacher=str(teacher))
-    stats = [student.learn_iteration() for _ in range(40)]
+    student = QECStudent(gym.make_vec(QEC, num_envs=16, **SMALL), seed=0, teacher=str(teacher))
+    stats = [student.learn_iteration() for _ in range(15)]
     assert stats[-1]["losses/imitation"] < 0.5 * stats[0]["losses/imitation"]
     teacher_policy = load_policy(teacher)
     reference = episode_returns(gym.make_vec(QEC, num_envs=64, obs_mode="state", **SMALL), teacher_policy, seed=10**6)
@@ -58,7 +58,7 @@ def test_hidden_state_restarts_on_the_first_observation_of_an_episode(teacher):
 
 def test_resume_is_exact_and_errors_are_clear(teacher, tmp_path):
     def make():
-        return QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), seed=3, teacher=str(teacher))
+        return QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), seed=3, teacher=str(teacher), update_epochs=2)
 
     agent = make()
     agent.learn_iteration()
