@@ -82,7 +82,7 @@ def make_envs(name):
     return gym.make_vec("physrl/TreasureMaze-v0", num_envs=4, size=7, n_chests=3, max_steps=10)
 
 
-@pytest.mark.parametrize("name", sorted(AGENTS))
+@pytest.mark.parametrize("name", sorted(set(AGENTS) - {"qec-student"}))  # the student: tests/test_student.py
 def test_resume_is_exact(name):
     """Two iterations, save, two more == load into a fresh agent on a fresh env, two more."""
     small = {"dqn": dict(learning_starts=10, batch_size=8)}.get(name, {})

@@ -15,7 +15,7 @@ FIXED_MAZE = dict(fixed_maze=True, start=(1, 1), obs_mode="position", delete_che
 
 
 def test_agents_registry():
-    assert set(AGENTS) == {"tabular-pg", "deep-pg", "q-learning", "dqn"}
+    assert set(AGENTS) == {"tabular-pg", "deep-pg", "q-learning", "dqn", "qec-student"}
 
 
 @pytest.mark.slow
