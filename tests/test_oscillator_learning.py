@@ -5,7 +5,7 @@ alone (+1/−1 per episode, E = 2F − 1), as in the paper; the deterministic (m
 scored by its exact fidelity. To stay CI-sized the task is one step (T = 1) with one SNAP phase,
 where the optimum is known in closed form: U = D(−α) SNAP(θ₀) D(α) gives
 ⟨1|U|0⟩ = −(e^{iθ₀} − 1) α e^{−|α|²}, so F = 4 sin²(θ₀/2) |α|² e^{−2|α|²} ≤ 2/e (θ₀ = π, |α|² = 1/2).
-The full-size benchmark (T = 5, N = 80) is in docs/readme/oscillator.md.
+The full-size benchmark (T = 5, N = 80) is in the README (oscillator section).
 """
 
 import math
