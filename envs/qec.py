@@ -296,30 +296,28 @@ class QubitCore(BatchCore):
         return np.repeat(np.repeat(image, 6, axis=0), 6, axis=1)
 
 
-class QubitErrorCorrectionEnv(SingleEnv):
+class _ActionTable:
+    """The readable action table of the core, on both faces."""
+
+    core: QubitCore
+
+    @property
+    def action_names(self) -> tuple[str, ...]:
+        return self.core.action_names
+
+    def action_index(self, name: str) -> int:
+        """Index of the action called ``name``; ValueError naming the reason otherwise."""
+        return self.core.action_index(name)
+
+
+class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
     __doc__ = "QubitErrorCorrection-v0, single-env face.\n\n" + __doc__
     core_class = QubitCore
 
-    @property
-    def action_names(self) -> tuple[str, ...]:
-        return self.core.action_names
 
-    def action_index(self, name: str) -> int:
-        """Index of the action called ``name``; ValueError naming the reason otherwise."""
-        return self.core.action_index(name)
-
-
-class QubitErrorCorrectionVectorEnv(VectorEnv):
+class QubitErrorCorrectionVectorEnv(_ActionTable, VectorEnv):
     __doc__ = "QubitErrorCorrection-v0, vector face.\n\n" + __doc__
     core_class = QubitCore
-
-    @property
-    def action_names(self) -> tuple[str, ...]:
-        return self.core.action_names
-
-    def action_index(self, name: str) -> int:
-        """Index of the action called ``name``; ValueError naming the reason otherwise."""
-        return self.core.action_index(name)
 
 
 # ---------------------------------------------------------------------- reference policies
