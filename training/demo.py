@@ -25,16 +25,16 @@ HYPERPARAMETERS = {"network": "action_map", "num_steps": 64}
 FRAME_EVERY = 5
 
 
-def rollout_strip(policy: Policy, every: int = FRAME_EVERY) -> np.ndarray:
-    """Frames of ``policy`` on the first evaluation maze, one every ``every`` steps, side by side."""
-    envs, obs = evaluation_envs(1)
-    frames, step, done = [envs.core.render_rgb(0)], 0, False
+def rollout_strip(policy: Policy, maze: int, every: int = FRAME_EVERY) -> np.ndarray:
+    """Frames of ``policy`` on evaluation maze ``maze``, one every ``every`` steps, side by side."""
+    envs, obs = evaluation_envs(maze + 1)
+    frames, step, done = [envs.core.render_rgb(maze)], 0, False
     with torch.no_grad():
         while not done:
             obs, _, terminated, truncated, _ = envs.step(policy(obs))
-            step, done = step + 1, bool(terminated[0] | truncated[0])
+            step, done = step + 1, bool(terminated[maze] | truncated[maze])
             if done or step % every == 0:
-                frames.append(envs.core.render_rgb(0))
+                frames.append(envs.core.render_rgb(maze))
     gap = np.full((frames[0].shape[0], 4, 3), 255, dtype=np.uint8)
     return np.concatenate([part for frame in frames for part in (frame, gap)][:-1], axis=1)
 
@@ -47,12 +47,14 @@ def main() -> None:
     print(f"\nMean return on the first {HELD_OUT} mazes of the challenge's evaluation set (never used in training):\n")
     print("| policy | mean return ± s.e. | ratio to optimum |\n|---|---|---|")
     for submission in submissions:
-        result = evaluate(submission, count=HELD_OUT)[0]
+        result, returns, _ = evaluate(submission, count=HELD_OUT)
+        if submission is trained:
+            best = int(np.argmax(returns))
         label = f"deep-pg, {trained.env_steps:,} steps" if submission is trained else submission.name
         print(f"| {label} | {result['mean_return']:.2f} ± {result['stderr']:.2f} | {result['score']:.3f} |")
     picture = Path(run_dir) / "rollout.png"
-    image.imsave(picture, rollout_strip(trained.policy))
-    print(f"\nA trained rollout (every {FRAME_EVERY} steps, first evaluation maze): {picture}")
+    image.imsave(picture, rollout_strip(trained.policy, best))
+    print(f"\nThe trained agent on its best held-out maze (#{best}, a frame every {FRAME_EVERY} steps): {picture}")
     print(f"TensorBoard: .venv/bin/tensorboard --logdir runs   (this run: {run_dir}), then open http://localhost:6006")
 
 
