@@ -119,19 +119,25 @@ def population(psi: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     return (weights * levels).sum(-1)
 
 
+def _measure_levels(psi: torch.Tensor, levels: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Projective measurement "are the Fock levels in ``levels`` (bool (N,)) occupied?": the outcome is
+    true with Born probability Σ_{k ∈ levels} |ψ_k|² (true iff u < p), kets projected and renormalised."""
+    outcome = uniform < population(psi, levels)
+    keep = outcome[:, None] == levels[None, :]
+    if psi.dim() == 3:
+        keep = keep[:, None, :]
+    return outcome, _collapse(psi, keep)
+
+
 def measure_number(psi: torch.Tensor, n: int, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Photon-number-selective measurement "is the oscillator in |n⟩?" with Born sampling.
 
     Returns (outcome, post-measurement kets): outcome is true with probability p_n = Σ |ψ_{·,n}|²
     (``uniform`` (B,) in [0, 1), true iff u < p_n), and the kets are projected and renormalised.
     """
-    mask = torch.zeros(psi.shape[-1], dtype=torch.bool, device=psi.device)
-    mask[n] = True
-    outcome = uniform < population(psi, mask)
-    keep = outcome[:, None] == mask[None, :]
-    if psi.dim() == 3:
-        keep = keep[:, None, :]
-    return outcome, _collapse(psi, keep)
+    levels = torch.zeros(psi.shape[-1], dtype=torch.bool, device=psi.device)
+    levels[n] = True
+    return _measure_levels(psi, levels, uniform)
 
 
 def measure_parity(psi: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -139,12 +145,7 @@ def measure_parity(psi: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tens
 
     Returns (even, post-measurement kets): even is true with probability Σ_{k even} |ψ_k|².
     """
-    mask = torch.arange(psi.shape[-1], device=psi.device) % 2 == 0
-    even = uniform < population(psi, mask)
-    keep = even[:, None] == mask[None, :]
-    if psi.dim() == 3:
-        keep = keep[:, None, :]
-    return even, _collapse(psi, keep)
+    return _measure_levels(psi, torch.arange(psi.shape[-1], device=psi.device) % 2 == 0, uniform)
 
 
 def measure_qubit(psi: torch.Tensor, uniform: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
