@@ -35,15 +35,6 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def tensor_bytes(obj: Any) -> int:
-    """Bytes held by the tensors among an object's attributes (one level of dicts and lists)."""
-    total = 0
-    for value in vars(obj).values():
-        items = value.values() if isinstance(value, dict) else value if isinstance(value, (list, tuple)) else [value]
-        total += sum(v.numel() * v.element_size() for v in items if isinstance(v, torch.Tensor))
-    return total
-
-
 def device_action_sampler(space: gym.Space, num_envs: int, device: torch.device) -> Callable[[], torch.Tensor]:
     generator = torch.Generator(device=device).manual_seed(0)
     if isinstance(space, gym.spaces.Discrete):
@@ -85,7 +76,8 @@ def bench_vector(env_id: str, num_envs: int, device: torch.device, seconds: floa
         return counted
 
     rate, _ = time_loop(step, seconds, device)
-    return {"steps_per_s": rate, "bytes_per_env": tensor_bytes(envs.core) / num_envs}
+    core_state = envs.state_dict()["core"]
+    return {"steps_per_s": rate, "bytes_per_env": sum(t.numel() * t.element_size() for t in core_state.values()) / num_envs}
 
 
 def bench_gymnasium(env_id: str, num_envs: int, mode: str, seconds: float) -> dict:
