@@ -54,8 +54,10 @@ CONNECTIVITIES = ("all", "chain")
 OBS_MODES = ("measurements", "state")
 #: R̂_Q at or below this counts as "the logical information is gone".
 REVEALED = 1e-3
-#: Newton iterations of the warm-started R_Q search after every step.
+#: Newton iterations of the warm-started R_Q search after every step (dense matrices, ``hadamard=True``).
 WARM_ITERATIONS = 1
+#: Newton iterations of the warm-started closed-form R_Q search in pair form (``hadamard=False``).
+PAIR_ITERATIONS = 2
 
 
 def initial_channel(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -84,7 +86,17 @@ def action_table(n_qubits: int, connectivity: str, hadamard: bool, measurable: t
 
 
 class QubitCore(BatchCore):
-    """Batched channel matrices (B, 4, d, d) complex128, R_Q and the measurement record of every sub-env."""
+    """Batched channel matrices, R_Q and the measurement record of every sub-env.
+
+    Without Hadamards every gate (X, CNOT) and every bit flip is an affine permutation a ↦ Ma ⊕ c of
+    the basis over GF(2)ⁿ, dephasing rescales entries and a measurement masks them. The four
+    matrices start supported on the 2×2 block {|0…0⟩, |10…0⟩}, so they stay block diagonal in the
+    pairs {a, a⊕v} with one common v = M e₀ per sub-env (the logical X on the register's basis). The
+    core then keeps only those 2ⁿ⁻¹ blocks (``pairs`` (B, 4, 4, 2ⁿ⁻¹), Pauli coordinates of each block,
+    see :func:`~physrl.envs.kernels.qubits.to_pairs`) and ``shift`` v (B,), and R_Q has a closed-form
+    trace norm. With ``hadamard=True`` it keeps the dense matrices ``dense`` (B, 4, d, d) complex128.
+    :attr:`rho` gives the dense matrices either way.
+    """
 
     render_modes = ("ansi", "rgb_array")
 
@@ -135,8 +147,23 @@ class QubitCore(BatchCore):
         else:
             self._factor = K.dephasing_factor(n, decay, dev)
         self._initial = initial_channel(n, dev)
-
-        self.rho = self._initial.expand(self.num_envs, -1, -1, -1).clone()
+        self.pair_form = not self.hadamard
+        if self.pair_form:
+            self._initial_shift = 1 << (n - 1)
+            self._initial_pairs = K.to_pairs(self._initial[None], torch.tensor([self._initial_shift], device=dev), n)[0]
+            gates = [K.pair_permutation(n, tuple(p.tolist()), dev) for p in perms]
+            flips = [K.pair_permutation(n, tuple(K.x_permutation(n, q).tolist()), dev) for q in range(n)]
+            rep = K.pair_representatives(n, dev)
+            # constant tables in a dict, out of the state_dict: per action / qubit, indexed by v
+            self._pair_tables = {
+                "shift": torch.stack([g[0] for g in gates]), "source": torch.stack([g[1] for g in gates]),
+                "sign": torch.stack([g[2] for g in gates]), "flip_source": torch.stack([f[1] for f in flips]),
+                "flip_sign": torch.stack([f[2] for f in flips]),
+                "dephase": self._factor[rep, rep ^ torch.arange(d, device=dev)[:, None]]}
+            self.pairs = self._initial_pairs.expand(self.num_envs, -1, -1, -1).clone()
+            self.shift = torch.full((self.num_envs,), self._initial_shift, dtype=torch.int64, device=dev)
+        else:
+            self.dense = self._initial.expand(self.num_envs, -1, -1, -1).clone()
         self.recoverable = torch.ones(self.num_envs, dtype=torch.float64, device=dev)
         self.direction = torch.zeros(self.num_envs, 3, dtype=torch.float64, device=dev)
         self.last_action = torch.full((self.num_envs,), -1, dtype=torch.int64, device=dev)
@@ -165,8 +192,17 @@ class QubitCore(BatchCore):
         raise ValueError(f"unknown action name {name!r}; the actions are {list(self.action_names)}")
 
     # ------------------------------------------------------------------ physics
+    @property
+    def rho(self) -> torch.Tensor:
+        """ρ₀, δρx, δρy, δρz of every sub-env (B, 4, d, d) complex128 (rebuilt from the pair form if any)."""
+        return K.from_pairs(self.pairs, self.shift, self.n_qubits) if self.pair_form else self.dense
+
     def reset_envs(self, index: torch.Tensor) -> None:
-        self.rho[index] = self._initial
+        if self.pair_form:
+            self.pairs[index] = self._initial_pairs
+            self.shift[index] = self._initial_shift
+        else:
+            self.dense[index] = self._initial
         self.recoverable[index] = 1.0
         self.direction[index] = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=self.device)
         self.last_action[index] = -1
@@ -174,7 +210,7 @@ class QubitCore(BatchCore):
         self.history[index] = -1
 
     def apply_noise(self, rho: torch.Tensor) -> torch.Tensor:
-        """The noise of one time step on every qubit (module docstring of the kernels)."""
+        """The noise of one time step on every qubit of dense matrices (module docstring of the kernels)."""
         if self.noise in ("bitflip", "bitflip+dephasing"):
             rho = K.bit_flip(rho, (1.0 - math.exp(-2.0 / self.t_dec)) / 2, self.n_qubits)
         if self.noise != "bitflip":
@@ -200,29 +236,10 @@ class QubitCore(BatchCore):
         return torch.cat([onehot, self.last_outcome], dim=1)
 
     def advance(self, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        n = self.n_qubits
-        rho = self.apply_noise(self.rho)
-        if bool(self._is_perm[actions].any()):
-            rho = K.permute(rho, self._perms[actions])
-        h_qubit, m_qubit = self._h_qubit[actions], self._m_qubit[actions]
-        for q in range(n):
-            hit = (h_qubit == q).nonzero().squeeze(1)
-            if len(hit):
-                rho[hit] = K.hadamard(rho[hit], n, q)
+        m_qubit = self._m_qubit[actions]
         uniform = self.rng.uniform(None, ())
-        outcome = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
-        averaged = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
-        new_recoverable = torch.zeros_like(averaged)
-        new_direction = self.direction.clone()
-        quiet = (m_qubit < 0).nonzero().squeeze(1)
-        if len(quiet):
-            value, direction = K.recoverable_information(rho[quiet, 1:], self.direction[quiet], WARM_ITERATIONS)
-            averaged[quiet], new_recoverable[quiet], new_direction[quiet] = value, value, direction
-        for q in self.measurable:
-            hit = (m_qubit == q).nonzero().squeeze(1)
-            if len(hit):
-                self._measure(rho, hit, q, uniform[hit], outcome, averaged, new_recoverable, new_direction)
-        self.rho = rho
+        step = self._step_pairs if self.pair_form else self._step_dense
+        outcome, averaged, new_recoverable, new_direction = step(actions, m_qubit, uniform)
         reward = 1.0 + (averaged - self.recoverable) / (2.0 / self.t_dec)
         reward = torch.where(averaged > REVEALED, reward, torch.zeros_like(reward))
         terminated = (m_qubit >= 0) & (averaged <= REVEALED)
@@ -236,6 +253,70 @@ class QubitCore(BatchCore):
         self.history[rows, slot] = torch.stack([actions, outcome], dim=1)
         info = {"recoverable_information": new_recoverable.clone(), "outcome": outcome}
         return reward.to(torch.float32), terminated, info
+
+    def _step_pairs(self, actions: torch.Tensor, m_qubit: torch.Tensor, uniform: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise, gate and measurement in pair form: (outcome, R̂_Q, R_Q, minimiser).
+
+        One batched R_Q search covers every sub-env's state (outcome 0 where it measures) and the
+        outcome-1 branch of the sub-envs that measure.
+        """
+        n, tables, shift, pairs = self.n_qubits, self._pair_tables, self.shift, self.pairs
+        if self.noise in ("bitflip", "bitflip+dephasing"):
+            p = (1.0 - math.exp(-2.0 / self.t_dec)) / 2
+            source, sign = tables["flip_source"][:, shift], tables["flip_sign"][:, shift]
+            for q in range(n):
+                pairs = torch.lerp(pairs, K.permute_pairs(pairs, source[q], sign[q]), p)
+        if self.noise != "bitflip":
+            factor = tables["dephase"][shift][:, None, None]
+            pairs = torch.cat([pairs[:, :, :1], pairs[:, :, 1:3] * factor, pairs[:, :, 3:]], 2)
+        pairs = K.permute_pairs(pairs, tables["source"][actions, shift], tables["sign"][actions, shift])
+        self.shift = shift = tables["shift"][actions, shift]
+        hit = (m_qubit >= 0).nonzero().squeeze(1)
+        bit_rep, bit_partner = K.pair_bits(shift[hit], n, m_qubit[hit])
+        branches = [K.project_pairs(pairs[hit], bit_rep == m, bit_partner == m) for m in (0, 1)]
+        pairs = pairs.index_copy(0, hit, branches[0])
+        value, direction = K.recoverable_information_pairs(torch.cat([pairs[:, 1:], branches[1][:, 1:]]),
+                                                           torch.cat([self.direction, self.direction[hit]]),
+                                                           PAIR_ITERATIONS)
+        value, value1 = value.split([self.num_envs, len(hit)])
+        direction, direction1 = direction.split([self.num_envs, len(hit)])
+        probability = [b[:, 0, 0].sum(-1) for b in branches]  # Tr Π_m ρ₀ Π_m = Σ_k c₀
+        got = uniform[hit] >= probability[0]
+        norm = torch.where(got, probability[1], probability[0]).clamp_min(1e-300)
+        chosen = torch.where(got[:, None, None, None], branches[1], branches[0]) / norm[:, None, None, None]
+        self.pairs = pairs.index_copy(0, hit, chosen)
+        outcome = torch.full_like(m_qubit, -1).index_copy(0, hit, got.to(torch.int64))
+        recoverable = value.index_copy(0, hit, torch.where(got, value1, value[hit]) / norm)
+        new_direction = direction.index_copy(0, hit, torch.where(got[:, None], direction1, direction[hit]))
+        return outcome, value.index_add(0, hit, value1), recoverable, new_direction
+
+    def _step_dense(self, actions: torch.Tensor, m_qubit: torch.Tensor, uniform: torch.Tensor
+                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Noise, gate and measurement on the dense matrices (``hadamard=True``): (outcome, R̂_Q, R_Q, minimiser)."""
+        n = self.n_qubits
+        rho = self.apply_noise(self.dense)
+        if bool(self._is_perm[actions].any()):
+            rho = K.permute(rho, self._perms[actions])
+        h_qubit = self._h_qubit[actions]
+        for q in range(n):
+            hit = (h_qubit == q).nonzero().squeeze(1)
+            if len(hit):
+                rho[hit] = K.hadamard(rho[hit], n, q)
+        outcome = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
+        averaged = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        new_recoverable = torch.zeros_like(averaged)
+        new_direction = self.direction.clone()
+        quiet = (m_qubit < 0).nonzero().squeeze(1)
+        if len(quiet):
+            value, direction = K.recoverable_information(rho[quiet, 1:], self.direction[quiet], WARM_ITERATIONS)
+            averaged[quiet], new_recoverable[quiet], new_direction[quiet] = value, value, direction
+        for q in self.measurable:
+            hit = (m_qubit == q).nonzero().squeeze(1)
+            if len(hit):
+                self._measure(rho, hit, q, uniform[hit], outcome, averaged, new_recoverable, new_direction)
+        self.dense = rho
+        return outcome, averaged, new_recoverable, new_direction
 
     def _measure(self, rho: torch.Tensor, hit: torch.Tensor, q: int, uniform: torch.Tensor, outcome: torch.Tensor,
                  averaged: torch.Tensor, new_recoverable: torch.Tensor, new_direction: torch.Tensor) -> None:

@@ -2,6 +2,9 @@
 
 import json
 
+import pytest
+
+from physrl.training import bench
 from physrl.training.cli import main
 
 
@@ -20,6 +23,21 @@ def test_bench_envs_quick_records_and_ratios(tmp_path, capsys):
     assert set(ratios) == {1, 16}
     rate = {(r["impl"], r["num_envs"]): r["steps_per_s"] for r in records}
     assert ratios[16] == rate["vector", 16] / rate["sync", 16]
+
+
+def test_a_size_that_does_not_fit_in_memory_is_skipped_and_other_errors_are_raised(monkeypatch):
+    def allocate(env_id, num_envs, device, seconds):
+        if num_envs > 16:
+            raise RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory")
+        return {"steps_per_s": 1.0, "bytes_per_env": 8.0}
+
+    monkeypatch.setattr(bench, "bench_vector", allocate)
+    records = list(bench.measurements(["physrl/RandomWalker-v0"], [16, 65536], [bench.torch.device("cpu")],
+                                      ["vector"], 0.01))
+    assert [r.get("skipped") for r in records] == [None, "out of memory"]
+    monkeypatch.setattr(bench, "bench_vector", lambda *args: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        list(bench.measurements(["physrl/RandomWalker-v0"], [16], [bench.torch.device("cpu")], ["vector"], 0.01))
 
 
 def test_bench_train_quick_compares_with_sb3(capsys):

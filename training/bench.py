@@ -107,6 +107,11 @@ def bench_qutip(env_id: str, num_envs: int, seconds: float) -> dict:
             "bytes_per_env": None}
 
 
+def out_of_memory(error: RuntimeError) -> bool:
+    """Whether ``error`` is a failed allocation (CUDA's OutOfMemoryError or the CPU allocator's)."""
+    return isinstance(error, torch.OutOfMemoryError) or "can't allocate memory" in str(error)
+
+
 def measurements(env_ids: list[str], sizes: list[int], devices: list[torch.device], impls: list[str],
                  seconds: float) -> Iterator[dict]:
     """Yield one record per (env, impl, num_envs, device), then the ratios against the alternatives."""
@@ -126,7 +131,9 @@ def measurements(env_ids: list[str], sizes: list[int], devices: list[torch.devic
             for impl, device_name, run in runs:
                 try:
                     result = run()
-                except torch.OutOfMemoryError:
+                except RuntimeError as error:
+                    if not out_of_memory(error):
+                        raise
                     yield {"env": env_id, "impl": impl, "num_envs": num_envs, "device": device_name,
                            "steps_per_s": None, "bytes_per_env": None, "skipped": "out of memory"}
                     continue

@@ -17,6 +17,13 @@ axis. Noise, once per time step on every qubit, with ``decay = 1 − 2p = e^(−
 
 The recoverable quantum information R_Q = min over unit n of ‖Σᵢ nᵢ δρᵢ‖₁ (Fösel et al., Eq. (4))
 is :func:`recoverable_information`.
+
+**Pair form.** X, CNOT and the bit flips are affine permutations of the basis over GF(2)ⁿ, dephasing
+rescales entries and Z measurements mask them, so matrices supported on the 2×2 blocks of the pairs
+{a, a⊕v} (one v per batch element) stay so, with v moved by the gates (:func:`pair_permutation`).
+The channel of a logical qubit stored in qubit 0 starts like that (v = e₀). :func:`to_pairs` keeps
+the 2ⁿ⁻¹ blocks as Pauli coordinates; :func:`recoverable_information_pairs` then needs no
+eigendecomposition (a 2×2 block ½(c₀ + c·σ) has trace norm max(|c₀|, ‖c‖)).
 """
 
 from __future__ import annotations
@@ -99,23 +106,24 @@ def dephase(rho: torch.Tensor, factor: torch.Tensor) -> torch.Tensor:
     return torch.view_as_complex(torch.view_as_real(rho) * factor.unsqueeze(-1))
 
 
-@functools.lru_cache(maxsize=None)
-def _flip_indices(n: int, device: torch.device) -> tuple[torch.Tensor, ...]:
-    """For each qubit q, the flattened index map ab → (a⊕e_q)(b⊕e_q) of X_q ρ X_q."""
-    index = torch.arange(2**n, device=device)
-    out = []
-    for q in range(n):
-        flipped = index ^ (1 << (n - 1 - q))
-        out.append((flipped[:, None] * 2**n + flipped[None, :]).flatten())
-    return tuple(out)
-
-
 def bit_flip(rho: torch.Tensor, probability: float, n: int) -> torch.Tensor:
-    """Independent X flips on every qubit: ρ ← (1 − p) ρ + p X_q ρ X_q for q = 0 … n−1."""
-    flat = torch.view_as_real(rho).flatten(-3, -2)  # (..., d², 2), real arithmetic is faster
-    for index in _flip_indices(n, rho.device):
-        flat = flat.mul(1 - probability).add_(flat.index_select(-2, index), alpha=probability)
-    return torch.view_as_complex(flat.reshape(*rho.shape, 2))
+    """Independent X flips on every qubit: ρ ← (1 − p) ρ + p X_q ρ X_q for q = 0 … n−1.
+
+    X_q ρ X_q exchanges the entries (a, b) ↔ (a⊕e_q, b⊕e_q): each flip mixes the quarters of the
+    matrix with bit q of row and column equal to (0, 0) ↔ (1, 1) and (0, 1) ↔ (1, 0), in place on a copy.
+    """
+    out = rho.clone()
+    real = torch.view_as_real(out)
+    for q in range(n):
+        left, right = 2**q, 2 ** (n - 1 - q)
+        view = real.view(*rho.shape[:-2], left, 2, right, left, 2, right, 2)
+        for row, col in ((0, 0), (0, 1)):
+            first = view.select(-3, col).select(-5, row)
+            second = view.select(-3, 1 - col).select(-5, 1 - row)
+            change = (second - first).mul_(probability)
+            first.add_(change)
+            second.sub_(change)
+    return out
 
 
 def z_probability(rho0: torch.Tensor, n: int, q: int) -> torch.Tensor:
@@ -145,6 +153,108 @@ def project(rho: torch.Tensor, n: int, q: int, outcome: torch.Tensor | int) -> t
     return rho * mask
 
 
+# ---------------------------------------------------------------- pair form
+
+def _pair_slot(a: int, v: int) -> tuple[int, bool]:
+    """Slot of basis index ``a`` among the pairs {r, r⊕v} (representative r: bit top(v) clear) and
+    whether ``a`` is the partner r⊕v."""
+    top = v.bit_length() - 1
+    partner = bool((a >> top) & 1)
+    rep = a ^ v if partner else a
+    return ((rep >> (top + 1)) << top) | (rep & ((1 << top) - 1)), partner
+
+
+@functools.lru_cache(maxsize=None)
+def pair_representatives(n: int, device: torch.device = torch.device("cpu")) -> torch.Tensor:
+    """(d, d/2): row v ≥ 1 lists, ascending, the representatives r (bit top(v) clear) of the pairs {r, r⊕v}."""
+    index = torch.arange(2**n)
+    rows = [index[: 2 ** (n - 1)]]  # v = 0 never occurs; a placeholder
+    rows += [index[(index & (1 << (v.bit_length() - 1))) == 0] for v in range(1, 2**n)]
+    return torch.stack(rows).to(device)
+
+
+@functools.lru_cache(maxsize=None)
+def pair_permutation(n: int, perm: tuple[int, ...],
+                     device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """How an affine basis permutation (X, CNOT: ρ'_ab = ρ_{perm[a] perm[b]}) acts on the pair form.
+
+    Pairs {a, a⊕v} go to pairs {a', a'⊕v'} with v' = perm⁻¹(v) ⊕ perm⁻¹(0). Returns, indexed by the
+    old v: v' (d,), the old slot feeding each new slot (d, d/2), and the signs (d, 4, d/2) of the
+    Pauli coordinates (c₀, c_x, c_y, c_z) on arrival: a block whose new representative is the old
+    partner is conjugated by X, which flips c_y and c_z.
+    """
+    d = 2**n
+    inverse = [0] * d
+    for a, p in enumerate(perm):
+        inverse[p] = a
+    reps = pair_representatives(n).tolist()
+    shift, source = [0] * d, [[0] * (d // 2) for _ in range(d)]
+    sign = torch.ones(d, 4, d // 2, dtype=torch.float64)
+    for v in range(1, d):
+        shift[v] = inverse[v] ^ inverse[0]
+        for k, a in enumerate(reps[shift[v]]):
+            source[v][k], swapped = _pair_slot(perm[a], v)
+            if swapped:
+                sign[v, 2:, k] = -1.0
+    return torch.tensor(shift, device=device), torch.tensor(source, device=device), sign.to(device)
+
+
+def to_pairs(rho: torch.Tensor, shift: torch.Tensor, n: int) -> torch.Tensor:
+    """Pair form (B, M, 4, d/2) of Hermitian matrices ρ (B, M, d, d) that vanish outside the 2×2 blocks {r, r⊕v}.
+
+    Block k on (r_k, r_k ⊕ v), v = ``shift`` (B,), written in Pauli coordinates
+    ½(c₀ 1 + c_x X + c_y Y + c_z Z): c₀ = α + γ, c_x = 2 Re β, c_y = −2 Im β, c_z = α − γ with
+    α = ρ[r, r], γ = ρ[r⊕v, r⊕v], β = ρ[r, r⊕v]. Its trace is c₀, its trace norm max(|c₀|, ‖c‖).
+    """
+    d = 2**n
+    rep = pair_representatives(n, rho.device)[shift]
+    partner = rep ^ shift[:, None]
+    index = torch.cat([rep * (d + 1), partner * (d + 1), rep * d + partner], 1)  # (B, 3h)
+    flat = torch.view_as_real(rho).flatten(-3, -2)  # (B, M, d², 2)
+    picked = flat.gather(2, index[:, None, :, None].expand(-1, rho.shape[1], -1, 2))
+    alpha, gamma, beta = picked.chunk(3, dim=2)
+    return torch.stack([alpha[..., 0] + gamma[..., 0], 2 * beta[..., 0], -2 * beta[..., 1],
+                        alpha[..., 0] - gamma[..., 0]], 2)
+
+
+def from_pairs(pairs: torch.Tensor, shift: torch.Tensor, n: int) -> torch.Tensor:
+    """The dense Hermitian matrices (B, M, d, d) complex128 of a pair form (inverse of :func:`to_pairs`)."""
+    d = 2**n
+    batch, mats = pairs.shape[:2]
+    rep = pair_representatives(n, pairs.device)[shift]
+    partner = rep ^ shift[:, None]
+    c0, cx, cy, cz = pairs.unbind(2)
+    zero = torch.zeros_like(c0)
+    index = torch.cat([rep * (d + 1), partner * (d + 1), rep * d + partner, partner * d + rep], 1)
+    values = torch.stack([torch.cat([(c0 + cz) / 2, (c0 - cz) / 2, cx / 2, cx / 2], -1),
+                          torch.cat([zero, zero, -cy / 2, cy / 2], -1)], -1)
+    out = torch.zeros(batch, mats, d * d, 2, dtype=pairs.dtype, device=pairs.device)
+    out.scatter_(2, index[:, None, :, None].expand(-1, mats, -1, 2), values)
+    return torch.view_as_complex(out).view(batch, mats, d, d)
+
+
+def permute_pairs(pairs: torch.Tensor, source: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+    """Move the blocks (B, M, 4, h) to new slots: slot k takes old slot ``source`` (B, h), times ``sign`` (B, 4, h)."""
+    return pairs.gather(-1, source[:, None, None, :].expand_as(pairs)) * sign[:, None]
+
+
+def pair_bits(shift: torch.Tensor, n: int, q: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bit ``q`` (B,) of every pair's representative and of its partner, each (B, h)."""
+    rep = pair_representatives(n, shift.device)[shift]
+    bit = (n - 1 - q)[:, None]
+    return (rep >> bit) & 1, ((rep ^ shift[:, None]) >> bit) & 1
+
+
+def project_pairs(pairs: torch.Tensor, keep_rep: torch.Tensor, keep_partner: torch.Tensor) -> torch.Tensor:
+    """Π ρ Π in pair form for a projector Π diagonal in the basis that keeps the representatives where
+    ``keep_rep`` and the partners where ``keep_partner`` (both (B, h) bool): α, γ and β = ρ[r, r⊕v]
+    survive where their row and column do (a projector that cuts a pair reveals the logical state)."""
+    c0, cx, cy, cz = pairs.unbind(2)
+    rep, partner = keep_rep[:, None], keep_partner[:, None]
+    alpha, gamma, both = (c0 + cz) / 2 * rep, (c0 - cz) / 2 * partner, rep & partner
+    return torch.stack([alpha + gamma, cx * both, cy * both, alpha - gamma], 2)
+
+
 # ---------------------------------------------------------------- recoverable quantum information
 
 def fibonacci_half_sphere(points: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -165,26 +275,91 @@ def trace_norm_along(delta: torch.Tensor, direction: torch.Tensor) -> torch.Tens
     return value[:, 0] if single else value
 
 
-def _newton_terms(delta: torch.Tensor, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """f(n) = ‖A(n)‖₁, its gradient and Hessian in R³ from one eigendecomposition of A(n) = Σ nᵢ δρᵢ.
+class _DenseNorm:
+    """f(n) = ‖Σᵢ nᵢ δρᵢ‖₁ for dense Hermitian δρᵢ (B, 3, d, d), through eigendecompositions."""
 
-    With A = Σ_k λ_k |k⟩⟨k| and s_k = sign λ_k: ∂ᵢf = Σ_k s_k ⟨k|δρᵢ|k⟩ and
-    ∂ᵢ∂ⱼf = Σ_{k,l} (s_k − s_l)/(λ_k − λ_l) Re(⟨k|δρᵢ|l⟩⟨l|δρⱼ|k⟩) (first-order perturbation theory).
-    Eigenvalues below 1e-12 ‖A‖ count as zero (s = 0).
+    def __init__(self, delta: torch.Tensor) -> None:
+        self.delta = delta
+
+    def along(self, directions: torch.Tensor) -> torch.Tensor:
+        return trace_norm_along(self.delta, directions)
+
+    def gram(self) -> torch.Tensor:
+        """Re Tr δρᵢδρⱼ (B, 3, 3): ‖A(n)‖₂² = nᵀ (gram) n."""
+        real = torch.view_as_real(self.delta).flatten(2) if self.delta.is_complex() else self.delta.flatten(2)
+        return real @ real.mT
+
+    def repeat(self, times: int) -> "_DenseNorm":
+        return _DenseNorm(self.delta.repeat_interleave(times, dim=0))
+
+    def terms(self, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f(n), its gradient and Hessian in R³ from one eigendecomposition of A(n) = Σ nᵢ δρᵢ.
+
+        With A = Σ_k λ_k |k⟩⟨k| and s_k = sign λ_k: ∂ᵢf = Σ_k s_k ⟨k|δρᵢ|k⟩ and
+        ∂ᵢ∂ⱼf = Σ_{k,l} (s_k − s_l)/(λ_k − λ_l) Re(⟨k|δρᵢ|l⟩⟨l|δρⱼ|k⟩) (first-order perturbation theory).
+        Eigenvalues below 1e-12 ‖A‖ count as zero (s = 0).
+        """
+        delta = self.delta
+        a = torch.einsum("bi,bixy->bxy", n.to(delta.dtype), delta)
+        lam, vec = torch.linalg.eigh(a)
+        scale = lam.abs().amax(-1, keepdim=True)
+        sign = torch.where(lam.abs() > 1e-12 * scale, torch.sign(lam), torch.zeros_like(lam))
+        f = lam.abs().sum(-1)
+        m = vec.mH.unsqueeze(1) @ delta @ vec.unsqueeze(1)  # (B, 3, d, d) in the eigenbasis
+        grad = (torch.diagonal(m, dim1=-2, dim2=-1).real * sign[:, None]).sum(-1)
+        ds = sign[:, :, None] - sign[:, None, :]
+        dl = lam[:, :, None] - lam[:, None, :]
+        weight = torch.where(ds != 0, ds / torch.where(ds != 0, dl, torch.ones_like(dl)), torch.zeros_like(dl))
+        parts = torch.view_as_real(m).flatten(2)  # (B, 3, 2d²): Re and Im of ⟨k|δρᵢ|l⟩
+        weighted = parts * weight.unsqueeze(-1).expand(-1, -1, -1, 2).flatten(1)[:, None]
+        return f, grad, weighted @ parts.mT
+
+
+class _PairNorm:
+    """f(n) = ‖Σᵢ nᵢ δρᵢ‖₁ for block-diagonal δρᵢ in pair form, in closed form.
+
+    A 2×2 Hermitian block ½(c₀ 1 + c·σ) has eigenvalues (c₀ ± ‖c‖)/2, so its trace norm is
+    max(|c₀|, ‖c‖). With the coordinates linear in n: f(n) = Σ_k max(|t_k·n|, ‖W_k n‖), t_k = c₀ of
+    block k of (δρx, δρy, δρz), W_k its 3×3 matrix of c. Stored as t (B, 3, h) and G_k = W_kᵀ W_k
+    (B, 3, 3, h), the pair index last. No eigendecomposition is needed.
     """
-    a = torch.einsum("bi,bixy->bxy", n.to(delta.dtype), delta)
-    lam, vec = torch.linalg.eigh(a)
-    scale = lam.abs().amax(-1, keepdim=True)
-    sign = torch.where(lam.abs() > 1e-12 * scale, torch.sign(lam), torch.zeros_like(lam))
-    f = lam.abs().sum(-1)
-    m = vec.mH.unsqueeze(1) @ delta @ vec.unsqueeze(1)  # (B, 3, d, d) in the eigenbasis
-    grad = (torch.diagonal(m, dim1=-2, dim2=-1).real * sign[:, None]).sum(-1)
-    ds = sign[:, :, None] - sign[:, None, :]
-    dl = lam[:, :, None] - lam[:, None, :]
-    weight = torch.where(ds != 0, ds / torch.where(ds != 0, dl, torch.ones_like(dl)), torch.zeros_like(dl))
-    parts = torch.view_as_real(m).flatten(2)  # (B, 3, 2d²): Re and Im of ⟨k|δρᵢ|l⟩
-    weighted = parts * weight.unsqueeze(-1).expand(-1, -1, -1, 2).flatten(1)[:, None]
-    return f, grad, weighted @ parts.mT
+
+    def __init__(self, t: torch.Tensor, g: torch.Tensor) -> None:
+        self.t, self.g = t, g
+
+    @classmethod
+    def of(cls, blocks: torch.Tensor) -> "_PairNorm":
+        """From the pair form (B, 3, 4, h) of δρx, δρy, δρz (:func:`to_pairs`)."""
+        w = blocks[:, :, 1:]  # (B, i, c, h)
+        return cls(blocks[:, :, 0], (w[:, :, None] * w[:, None]).sum(3))
+
+    def along(self, directions: torch.Tensor) -> torch.Tensor:
+        single = directions.dim() == 2
+        n = directions[:, None] if single else directions
+        trace = (n @ self.t).abs()  # (B, K, h)
+        spread = ((n[..., :, None] * n[..., None, :]).flatten(-2) @ self.g.flatten(1, 2)).clamp_min(0).sqrt()
+        value = torch.maximum(trace, spread).sum(-1)
+        return value[:, 0] if single else value
+
+    def gram(self) -> torch.Tensor:
+        """‖A(n)‖₂² = Σ_k ((t_k·n)² + ‖W_k n‖²)/2 = nᵀ (gram) n (Frobenius norm)."""
+        return 0.5 * (self.t @ self.t.mT + self.g.sum(-1))
+
+    def repeat(self, times: int) -> "_PairNorm":
+        return _PairNorm(self.t.repeat_interleave(times, dim=0), self.g.repeat_interleave(times, dim=0))
+
+    def terms(self, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """f(n), gradient and Hessian: ∇‖Wn‖ = u = Gn/‖Wn‖, ∇²‖Wn‖ = (G − u uᵀ)/‖Wn‖; |t·n| is linear."""
+        trace = (self.t * n[:, :, None]).sum(1)  # (B, h)
+        gn = (self.g * n[:, None, :, None]).sum(2)  # (B, 3, h)
+        spread = (gn * n[:, :, None]).sum(1).clamp_min(0).sqrt()
+        by_trace = trace.abs() >= spread
+        f = torch.where(by_trace, trace.abs(), spread).sum(1)
+        inverse = torch.where(by_trace | (spread <= 0), 0.0, 1 / spread.clamp_min(1e-300))
+        u = gn * inverse[:, None]
+        grad = (self.t * torch.where(by_trace, trace.sign(), 0.0)[:, None]).sum(-1) + u.sum(-1)
+        hess = (self.g.flatten(1, 2) @ inverse[:, :, None]).view(-1, 3, 3) - (u * inverse[:, None]) @ u.mT
+        return f, grad, hess
 
 
 def _tangent_basis(n: torch.Tensor) -> torch.Tensor:
@@ -195,7 +370,7 @@ def _tangent_basis(n: torch.Tensor) -> torch.Tensor:
     return torch.stack([e1, torch.linalg.cross(n, e1)], dim=2)
 
 
-#: Batch chunk size of :func:`recoverable_information`.
+#: Batch chunk size of :func:`recoverable_information` (dense matrices).
 CHUNK = 256
 
 
@@ -219,41 +394,62 @@ def recoverable_information(delta: torch.Tensor, start: torch.Tensor | None = No
         starts = [None] * len(range(0, batch, CHUNK)) if start is None else start.split(CHUNK)
         parts = [recoverable_information(d, s, iterations, grid, refine) for d, s in zip(delta.split(CHUNK), starts)]
         return torch.cat([v for v, _ in parts]), torch.cat([n for _, n in parts])
-    real = delta.real.to(torch.float64)
-    imag = delta.imag.to(torch.float64) if delta.is_complex() else torch.zeros_like(real)
-    gram = torch.einsum("bixy,bjxy->bij", real, real) + torch.einsum("bixy,bjxy->bij", imag, imag)
+    return _minimise(_DenseNorm(delta), start, iterations, grid, refine)
+
+
+def recoverable_information_pairs(blocks: torch.Tensor, start: torch.Tensor | None = None, iterations: int = 8,
+                                  grid: int = 48, refine: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+    """R_Q as :func:`recoverable_information`, for δρx, δρy, δρz in pair form (B, 3, 4, h) (:func:`to_pairs`).
+
+    Same search, with the closed-form trace norm of 2×2 blocks (:class:`_PairNorm`) instead of
+    eigendecompositions: a few hundred flops per state and Newton step.
+    """
+    return _minimise(_PairNorm.of(blocks), start, iterations, grid, refine)
+
+
+def _minimise(norm: _DenseNorm | _PairNorm, start: torch.Tensor | None, iterations: int, grid: int,
+              refine: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start points and Newton refinement of :func:`recoverable_information` for any trace-norm model."""
+    gram = norm.gram()
+    batch, device = gram.shape[0], gram.device
     candidates = [torch.linalg.eigh(gram)[1][:, :, 0:1].mT]
     if start is not None:
         candidates.append((start.to(torch.float64) / start.norm(dim=1, keepdim=True).clamp_min(1e-300))[:, None])
         refine = 1
     else:
-        candidates.append(fibonacci_half_sphere(grid, delta.device).expand(batch, -1, -1))
+        candidates.append(fibonacci_half_sphere(grid, device).expand(batch, -1, -1))
     directions = torch.cat(candidates, dim=1)
-    values = trace_norm_along(delta, directions)
+    values = norm.along(directions)
     best = values.topk(min(refine, directions.shape[1]), dim=1, largest=False).indices
     n = directions.gather(1, best[:, :, None].expand(-1, -1, 3)).flatten(0, 1)
-    many = delta.repeat_interleave(best.shape[1], dim=0)
-    value, n = _newton(many, n, iterations)
+    value, n = _newton(norm.repeat(best.shape[1]) if best.shape[1] > 1 else norm, n, iterations)
     value, pick = value.view(batch, -1).min(1)
-    return value, n.view(batch, -1, 3)[torch.arange(batch, device=delta.device), pick]
+    return value, n.view(batch, -1, 3)[torch.arange(batch, device=device), pick]
 
 
-def _newton(delta: torch.Tensor, n: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Trust-region Riemannian Newton descent of ‖Σᵢ nᵢ δρᵢ‖₁ on the unit sphere from ``n`` (B, 3)."""
-    f, grad, hess = _newton_terms(delta, n)
+def _newton(norm: _DenseNorm | _PairNorm, n: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Trust-region Riemannian Newton descent of f = ``norm`` on the unit sphere from ``n`` (B, 3).
+
+    The 2×2 tangent systems are solved in closed form: the shift σ = max(0, −λ_min) + 10⁻¹⁰ f makes
+    H + σ1 positive definite, and the step is −(H + σ1)⁻¹ g, cut to the trust radius.
+    """
+    f, grad, hess = norm.terms(n)
     radius = torch.full_like(f, 0.5)
-    eye = torch.eye(2, dtype=torch.float64, device=delta.device)
     for _ in range(iterations):
         basis = _tangent_basis(n)
         g = (basis * grad[:, :, None]).sum(1)
-        h = basis.mT @ hess @ basis - f[:, None, None] * eye
-        shift = (-torch.linalg.eigvalsh(h)[:, 0]).clamp_min(0.0) + 1e-10 * f.clamp_min(1e-12)
-        step = -torch.linalg.solve(h + shift[:, None, None] * eye, g.unsqueeze(-1)).squeeze(-1)
+        h = basis.mT @ hess @ basis
+        h00, h01, h11 = h[:, 0, 0] - f, h[:, 0, 1], h[:, 1, 1] - f
+        lowest = (h00 + h11) / 2 - torch.sqrt(((h00 - h11) / 2) ** 2 + h01**2)
+        shift = (-lowest).clamp_min(0.0) + 1e-10 * f.clamp_min(1e-12)
+        a, c = h00 + shift, h11 + shift
+        det = (a * c - h01**2).clamp_min(1e-300)
+        step = -torch.stack([c * g[:, 0] - h01 * g[:, 1], a * g[:, 1] - h01 * g[:, 0]], 1) / det[:, None]
         step = step * (radius / step.norm(dim=1).clamp_min(1e-300)).clamp(max=1.0)[:, None]
         length = step.norm(dim=1)
         trial = n + (basis @ step.unsqueeze(-1)).squeeze(-1)
         trial = trial / trial.norm(dim=1, keepdim=True)
-        f_trial, grad_trial, hess_trial = _newton_terms(delta, trial)
+        f_trial, grad_trial, hess_trial = norm.terms(trial)
         better = f_trial < f
         n = torch.where(better[:, None], trial, n)
         f = torch.where(better, f_trial, f)
