@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Sequence
 
 import torch
+from gymnasium import spaces
 from torch import nn
 
 from physrl.agents.base import Agent, check_float, check_int, check_sizes, with_seed
@@ -27,13 +28,22 @@ class DeepPolicyGradient(Agent):
 
     Networks (``network``): ``"auto"`` (CNN for image observations, MLP otherwise; Discrete
     observations are one-hot encoded), ``"mlp"``, ``"cnn"``, ``"action_map"`` (the course's maze
-    network). Actor and critic are separate networks of the same kind. Discrete actions get a
-    Categorical head; Box actions a Gaussian whose mean lies in the box and whose samples are
-    clipped to it.
+    network), ``"egocentric"`` (a CNN on the maze centred on the robot), ``"value_prop"`` (a maze
+    planner with learned rewards, :class:`~physrl.agents.networks.ValuePropagationNet`). Actor and
+    critic are separate networks of the same kind. Discrete actions get a Categorical head; Box
+    actions a Gaussian whose mean lies in the box and whose samples are clipped to it.
 
     ``lr_anneal_steps`` (default None: constant) decays the learning rate linearly from
     ``learning_rate`` to 0 at that many env steps (CleanRL's ``anneal_lr`` with an explicit horizon);
     single-shot ±1 rewards, as in Sivak et al., PRX 12, 011059 (2022), need it to settle the policy.
+
+    ``log_std_final`` (default None: no cap; at most ``log_std_init``) caps the Gaussian head's
+    learned log-std (one per action dimension) by a ceiling that decays linearly from ``log_std_init`` to ``log_std_final`` at
+    ``log_std_anneal_steps`` env steps (default: ``lr_anneal_steps``) and stays there: after every
+    optimiser step the log-std is clamped to the ceiling. Dimensions the policy has already made
+    precise stay as learned; the others are forced to explore less as the run goes on, so that the
+    mean policy can be tuned more finely than the learned std (which the noise of single-shot
+    rewards keeps wide) allows.
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
@@ -42,7 +52,8 @@ class DeepPolicyGradient(Agent):
                  ent_coef: float = 0.01, vf_coef: float = 0.5, max_grad_norm: float | None = 0.5,
                  normalize_advantages: bool = True, network: str = "auto",
                  hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5,
-                 lr_anneal_steps: int | None = None) -> None:
+                 lr_anneal_steps: int | None = None, log_std_final: float | None = None,
+                 log_std_anneal_steps: int | None = None) -> None:
         super().__init__(envs, seed)
         for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
                            ("normalize_advantages", normalize_advantages)):
@@ -67,6 +78,10 @@ class DeepPolicyGradient(Agent):
             "hidden_sizes": check_sizes("hidden_sizes", hidden_sizes),
             "log_std_init": check_float("log_std_init", log_std_init),
             "lr_anneal_steps": None if lr_anneal_steps is None else check_int("lr_anneal_steps", lr_anneal_steps, 1),
+            "log_std_final": None if log_std_final is None else check_float("log_std_final", log_std_final,
+                                                                             high=float(log_std_init)),
+            "log_std_anneal_steps": None if log_std_anneal_steps is None else check_int(
+                "log_std_anneal_steps", log_std_anneal_steps, 1),
         }
         if not value_baseline and hp["gae_lambda"] != 1.0:
             raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
@@ -76,6 +91,19 @@ class DeepPolicyGradient(Agent):
         if hp["num_minibatches"] > hp["num_steps"] * envs.num_envs:
             raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
                              f"{hp['num_steps'] * envs.num_envs}, got {num_minibatches}")
+        if hp["log_std_final"] is None:
+            if hp["log_std_anneal_steps"] is not None:
+                raise ValueError(f"log_std_anneal_steps={log_std_anneal_steps} needs log_std_final "
+                                 "(the end of the schedule)")
+        else:
+            if not isinstance(envs.single_action_space, spaces.Box):
+                raise ValueError(f"log_std_final needs a Box action space (a Gaussian head), "
+                                 f"got {envs.single_action_space}")
+            if hp["log_std_anneal_steps"] is None:
+                if hp["lr_anneal_steps"] is None:
+                    raise ValueError(f"log_std_final={log_std_final} needs log_std_anneal_steps or lr_anneal_steps "
+                                     "(the number of env steps the schedule lasts)")
+                hp["log_std_anneal_steps"] = hp["lr_anneal_steps"]
         self.hyperparameters = hp
         obs_space = envs.single_observation_space
 
@@ -90,6 +118,12 @@ class DeepPolicyGradient(Agent):
         self.model.to(self.device)
         self.head, self.actor, self.critic = head, actor, critic
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp["learning_rate"], eps=1e-5)
+
+    def log_std_ceiling(self) -> float:
+        """The ceiling of the log-std (``log_std_final`` schedule) at the current ``global_step``."""
+        hp = self.hyperparameters
+        progress = min(1.0, self.global_step / hp["log_std_anneal_steps"])
+        return hp["log_std_init"] + (hp["log_std_final"] - hp["log_std_init"]) * progress
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         with torch.no_grad():
@@ -128,6 +162,8 @@ class DeepPolicyGradient(Agent):
         if hp["lr_anneal_steps"] is not None:
             for group in self.optimizer.param_groups:
                 group["lr"] = hp["learning_rate"] * max(0.0, 1.0 - self.global_step / hp["lr_anneal_steps"])
+        ceiling = None if hp["log_std_final"] is None else self.log_std_ceiling()
+        self._cap_log_std(ceiling)
         batch = self.rollout.collect(hp["num_steps"], self._explore)
         self.global_step += batch.rewards.numel() * self.world_size
         adv, targets, mask = self.advantages(batch)
@@ -150,11 +186,18 @@ class DeepPolicyGradient(Agent):
                 if hp["max_grad_norm"] is not None:
                     nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
                 self.optimizer.step()
+                self._cap_log_std(ceiling)
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + value.detach()
         updates = hp["update_epochs"] * -(-n // size)
         logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
         return {**batch.episode_stats(), **logged}
+
+    def _cap_log_std(self, ceiling: float | None) -> None:
+        """Clamp the Gaussian head's log-std to ``ceiling`` (None: leave it)."""
+        if ceiling is not None:
+            with torch.no_grad():
+                self.head.log_std.clamp_(max=ceiling)
 
     def _losses(self, obs: torch.Tensor, action: torch.Tensor, old_log_p: torch.Tensor, adv: torch.Tensor,
                 targets: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -6,6 +6,8 @@
   robot sits at the centre of a (2M−1)² window (outside the maze counts as wall);
 * :class:`ActionMapNet` — the course's maze network: four 3×3 convolutions of 10 channels with elu,
   a final 3×3 convolution to one channel per output, read at the robot's cell;
+* :class:`ValuePropagationNet` — a maze planner with learned rewards: values spread from rewarding
+  cells along free paths (max-propagation, Nardelli et al. 2019), read around the robot;
 * :class:`CategoricalHead` / :class:`GaussianHead` — sampling with a ``torch.Generator``, log-probs,
   entropies; the Gaussian's mean is squashed into the action box and samples are clipped to it.
 """
@@ -21,7 +23,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric")
+NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop")
 
 
 def init_layer(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
@@ -102,6 +104,68 @@ class ActionMapNet(nn.Module):
         return maps.gather(2, cell[:, None, None].expand(-1, maps.shape[1], 1)).squeeze(2)
 
 
+class ValuePropagationNet(nn.Module):
+    """Max-propagation value network (MVProp: Nardelli et al., "Value Propagation Networks", ICLR 2019).
+
+    Two convolutions of the image give every free cell a reward r ∈ (0, 1) and a propagation
+    factor p ∈ (0, 1) (both 0 on walls, channel ``wall_channel``). Starting from v = r,
+    ``iterations`` rounds of
+
+        v(s) ← max(v(s), max over the four neighbours s' of r(s) + p(s) · (v(s') − r(s)))
+
+    carry the value of a rewarding cell along free paths, decaying by p per step (so log v falls
+    linearly with the distance when p is uniform). With ``out_dim`` equal to the number of maze moves
+    (stay, up, right, down, left) the output is one logit per move from a small network shared by
+    the moves, fed with log v (relative to the robot's cell), r and "free" at the cell the move
+    leads to; otherwise (a critic) a network over those features of all five cells and the mean
+    reward of the maze.
+    """
+
+    moves = ((0, 0), (-1, 0), (0, 1), (1, 0), (0, -1))
+
+    def __init__(self, observation_space: spaces.Box, out_dim: int, hidden_sizes: Sequence[int],
+                 out_gain: float = 1.0, channels: int = 16, iterations: int | None = None,
+                 robot_channel: int = 2, wall_channel: int = 0) -> None:
+        super().__init__()
+        c, h, w = observation_space.shape
+        self.embed = nn.Sequential(init_layer(nn.Conv2d(c, channels, 3, padding=1)), nn.ELU(),
+                                   init_layer(nn.Conv2d(channels, 2, 1), 1.0))
+        self.iterations = 2 * max(h, w) if iterations is None else iterations
+        self.robot_channel, self.wall_channel = robot_channel, wall_channel
+        self.per_move = out_dim == len(self.moves)
+        hidden = hidden_sizes[0] if hidden_sizes else 64
+        in_dim = 3 if self.per_move else 3 * len(self.moves) + 1
+        self.head = nn.Sequential(init_layer(nn.Linear(in_dim, hidden)), nn.ELU(),
+                                  init_layer(nn.Linear(hidden, 1 if self.per_move else out_dim), out_gain))
+
+    def propagate(self, reward: torch.Tensor, spread: torch.Tensor) -> torch.Tensor:
+        """The values v (B, H, W) after ``iterations`` rounds of max-propagation."""
+        value = reward
+        for _ in range(self.iterations):
+            padded = F.pad(value, (1, 1, 1, 1))
+            neighbours = torch.maximum(torch.maximum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
+                                       torch.maximum(padded[:, 1:-1, 2:], padded[:, 1:-1, :-2]))
+            value = torch.maximum(value, reward + spread * (neighbours - reward))
+        return value
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        obs = obs.to(torch.float32)
+        b, _, h, w = obs.shape
+        free = 1.0 - obs[:, self.wall_channel]
+        reward, spread = (torch.sigmoid(self.embed(obs)) * free[:, None]).unbind(1)
+        value = self.propagate(reward, spread)
+        maps = F.pad(torch.stack([value, reward, free], dim=1), (1, 1, 1, 1))  # outside: a wall
+        maps = torch.cat([maps[:, :1].clamp_min(1e-6).log(), maps[:, 1:]], dim=1)
+        cell = obs[:, self.robot_channel].flatten(1).argmax(dim=1)
+        rows, cols = cell // w + 1, cell % w + 1
+        batch = torch.arange(b, device=obs.device)
+        around = torch.stack([maps[batch, :, rows + dr, cols + dc] for dr, dc in self.moves], dim=1)
+        around[:, :, 0] -= around[:, :1, 0].clone()
+        if self.per_move:
+            return self.head(around).squeeze(-1)
+        return self.head(torch.cat([around.flatten(1), reward.mean((1, 2))[:, None]], dim=1))
+
+
 class Egocentric(nn.Module):
     """Shift image observations (B, C, M, M) so the robot (argmax of ``robot_channel``) is at the centre.
 
@@ -140,7 +204,7 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
     is_image = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3
     if kind == "auto":
         kind = "cnn" if is_image else "mlp"
-    if kind in ("cnn", "action_map", "egocentric") and not is_image:
+    if kind in ("cnn", "action_map", "egocentric", "value_prop") and not is_image:
         raise ValueError(f"network={kind!r} needs image observations (C, H, W), got {observation_space}")
     if kind == "mlp" and not isinstance(observation_space, (spaces.Discrete, spaces.Box)):
         raise TypeError(f"network='mlp' needs a Discrete or Box observation space, got {observation_space}")
@@ -148,6 +212,8 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
         return CNN(observation_space, out_dim, hidden_sizes, out_gain)
     if kind == "action_map":
         return ActionMapNet(observation_space, out_dim, out_gain)
+    if kind == "value_prop":
+        return ValuePropagationNet(observation_space, out_dim, hidden_sizes, out_gain)
     if kind == "egocentric":
         view = Egocentric(observation_space)
         return nn.Sequential(view, CNN(spaces.Box(0.0, 1.0, view.shape), out_dim, hidden_sizes, out_gain))

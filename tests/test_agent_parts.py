@@ -12,9 +12,9 @@ from gymnasium import spaces
 from physrl.agents import AGENTS, DeepPolicyGradient, TabularPolicyGradient
 from physrl.agents.baselines import (MazeOptimalPolicy, episode_returns, maze_greedy_policy, random_policy, random_walker_optimum,
                                      walker_target_optimum_policy)
-from physrl.agents.networks import ActionMapNet, GaussianHead
+from physrl.agents.networks import ActionMapNet, GaussianHead, ValuePropagationNet, build_network
 from physrl.agents.rollout import Rollout, discounted_returns, gae
-from physrl.envs.maze import MOVES, MazeLayout, optimal_plan, optimal_return
+from physrl.envs.maze import MOVES, MazeLayout, bfs_distances, optimal_plan, optimal_return
 from physrl.envs.walker import walker_target_optimum
 
 
@@ -75,6 +75,47 @@ def test_action_map_net_reads_the_robot_cell():
     assert torch.equal(net(obs), torch.stack([maps[0, :, 1, 1], maps[1, :, 3, 5]]))
 
 
+def test_value_propagation_gives_discounted_distances_to_the_nearest_chest():
+    """Reward 1 on chests and 0 elsewhere, spread γ on free cells and 0 on walls: v = γ^(BFS distance)."""
+    envs = gym.make_vec("physrl/TreasureMazeChallenge-v0", num_envs=3)
+    obs, _ = envs.reset(seed=4)
+    net = ValuePropagationNet(envs.single_observation_space, out_dim=5, hidden_sizes=(8,), iterations=15 * 15)
+    walls, chests = obs[:, 0], obs[:, 1]
+    gamma = 0.9
+    value = net.propagate(chests, gamma * (1 - walls))
+    for i in range(3):
+        nearest = np.full(walls.shape[1:], np.iinfo(np.int64).max)
+        for cell in torch.nonzero(chests[i]).tolist():
+            dist = bfs_distances(walls[i].numpy() > 0.5, tuple(cell))
+            nearest = np.where(dist >= 0, np.minimum(nearest, dist), nearest)
+        free = walls[i].numpy() < 0.5
+        expected = torch.as_tensor(gamma ** nearest[free].astype(np.float64), dtype=torch.float32)
+        assert torch.allclose(value[i][torch.as_tensor(free)], expected, rtol=1e-5)
+        assert torch.all(value[i][walls[i] > 0.5] == 0)
+
+
+@torch.no_grad()
+def test_value_propagation_net_reads_the_cells_around_the_robot():
+    space = spaces.Box(0.0, 1.0, (3, 7, 7))
+    actor, critic = (build_network("value_prop", space, out, (8,)) for out in (5, 1))
+    obs = torch.zeros(2, 3, 7, 7)
+    obs[:, 0, 2, :] = 1  # a wall row
+    obs[0, 1, 5, 5] = obs[1, 1, 0, 3] = 1
+    obs[0, 2, 1, 1] = obs[1, 2, 3, 0] = 1  # robot 1 sits on the left edge: outside counts as wall
+    free = 1 - obs[:, 0]
+    reward, spread = (torch.sigmoid(actor.embed(obs)) * free[:, None]).unbind(1)
+    log_v = actor.propagate(reward, spread).clamp_min(1e-6).log()
+    for i, (row, col) in enumerate([(1, 1), (3, 0)]):
+        cells = [(row + dr, col + dc) for dr, dc in MOVES]
+        features = torch.tensor([[log_v[i, r, c] - log_v[i, row, col], reward[i, r, c], free[i, r, c]]
+                                 if 0 <= c < 7 else [np.log(1e-6) - log_v[i, row, col], 0.0, 0.0]
+                                 for r, c in cells])
+        assert torch.allclose(actor(obs)[i], actor.head(features).squeeze(-1), atol=1e-5)
+    assert critic(obs).shape == (2, 1)
+    with pytest.raises(ValueError, match="value_prop.*image"):
+        build_network("value_prop", spaces.Box(0.0, 1.0, (4,)), 5, (8,))
+
+
 def make_envs(name):
     if name in ("tabular-pg", "q-learning", "dqn"):
         return gym.make_vec("physrl/TreasureMaze-v0", num_envs=4, size=7, n_chests=3, max_steps=10,
@@ -123,6 +164,42 @@ def test_lr_anneal_steps_decays_the_learning_rate_linearly_to_zero():
     assert rates == pytest.approx([1e-3, 0.75e-3, 0.5e-3, 0.25e-3, 0.0])
 
 
+def test_log_std_final_caps_the_gaussian_log_std_on_a_schedule_and_resume_restores_it():
+    """The learned log-std is clamped to a ceiling going linearly from log_std_init to log_std_final;
+    a dimension already below it stays as learned; a resumed agent continues exactly."""
+    def make_agent(seed: int, **schedule: int) -> DeepPolicyGradient:
+        envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, n_steps=2,
+                            snap_phases=2)
+        # a large entropy bonus pushes every log-std up, against the ceiling
+        return DeepPolicyGradient(envs, seed=seed, num_steps=2, num_minibatches=1, update_epochs=2, ent_coef=1.0,
+                                  log_std_init=-1.0, log_std_final=-3.0, **schedule)
+
+    with pytest.raises(ValueError, match="log_std_anneal_steps or lr_anneal_steps"):
+        make_agent(0)
+    assert make_agent(0, lr_anneal_steps=50).hyperparameters["log_std_anneal_steps"] == 50
+    agent = make_agent(0, lr_anneal_steps=64, log_std_anneal_steps=32)
+    with torch.no_grad():
+        agent.head.log_std[0] = -5.0
+    log_stds = []
+    for _ in range(3):
+        agent.learn_iteration()   # 8 env steps each; the ceiling is set from the steps done before it
+        log_stds.append(agent.head.log_std.clone())
+    buffer = io.BytesIO()
+    torch.save(agent.state_dict(), buffer)
+    expected = [agent.learn_iteration() for _ in range(3)]
+    log_stds.append(agent.head.log_std.clone())
+    resumed = make_agent(7, lr_anneal_steps=64, log_std_anneal_steps=32)
+    buffer.seek(0)
+    resumed.load_state_dict(torch.load(buffer, weights_only=True))
+    assert torch.equal(resumed.head.log_std, log_stds[2])
+    assert [resumed.learn_iteration() for _ in range(3)] == expected
+    assert torch.equal(resumed.head.log_std, agent.head.log_std)
+    # ceilings after 0, 8, 16 and (past the 32 steps of the schedule: held at the end) 40 env steps
+    for log_std, ceiling in zip(log_stds, [-1.0, -1.5, -2.0, -3.0]):
+        assert log_std[1:].tolist() == pytest.approx([ceiling] * 3, abs=1e-6)   # 2 + 2 SNAP phases
+        assert -5.0 <= log_std[0] < -4.5
+
+
 @pytest.mark.parametrize("kwargs, error, word", [
     (dict(learning_rate=0.0), ValueError, "learning_rate"),
     (dict(learning_rate="fast"), TypeError, "learning_rate"),
@@ -134,6 +211,11 @@ def test_lr_anneal_steps_decays_the_learning_rate_linearly_to_zero():
     (dict(clip_coef=-0.1), ValueError, "clip_coef"),
     (dict(num_steps=0), ValueError, "num_steps"),
     (dict(lr_anneal_steps=0), ValueError, "lr_anneal_steps"),
+    (dict(log_std_final="small"), TypeError, "log_std_final"),
+    (dict(log_std_final=0.0, lr_anneal_steps=100), ValueError, "log_std_final"),   # above log_std_init
+    (dict(log_std_final=-3.0, lr_anneal_steps=100), ValueError, "log_std_final"),   # Discrete actions
+    (dict(log_std_anneal_steps=100), ValueError, "log_std_anneal_steps"),
+    (dict(log_std_final=-3.0, log_std_anneal_steps=0), ValueError, "log_std_anneal_steps"),
 ])
 def test_bad_hyperparameters_name_the_argument(kwargs, error, word):
     envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)

@@ -19,9 +19,9 @@ from physrl.training.challenge import (CHALLENGE_ENV, Policy, builtin_submission
 from physrl.training.train import train
 
 HELD_OUT = 200
-TOTAL_STEPS = 150_000
+TOTAL_STEPS = 120_000
 NUM_ENVS = 32
-HYPERPARAMETERS = {"network": "action_map", "num_steps": 64}
+HYPERPARAMETERS = {"network": "value_prop", "num_steps": 64}
 FRAME_EVERY = 5
 
 
