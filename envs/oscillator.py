@@ -56,7 +56,7 @@ from gymnasium import spaces
 from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
 from physrl.envs.kernels.oscillator import (FockSpace, displaced_parity, echoed_conditional_displacement,
                                             measure_number, measure_parity, measure_qubit, population,
-                                            rotate_qubit, snap, wigner)
+                                            rotate_qubit, wigner)
 
 CONTROLS = ("snap_displacement", "ecd")
 REWARD_MODES = ("fock", "wigner", "fidelity")
@@ -193,9 +193,7 @@ class OscillatorCore(BatchCore):
         if self.qubit:
             psi = rotate_qubit(psi, math.pi * a[:, 2], math.pi * a[:, 3])
             return echoed_conditional_displacement(self.space, psi, alpha)
-        psi = self.space.displace(psi, alpha)
-        psi = snap(psi, math.pi * a[:, 2:])
-        return self.space.displace(psi, -alpha)
+        return self.space.displaced_snap(psi, alpha, math.pi * a[:, 2:])
 
     def fidelity(self, psi: torch.Tensor) -> torch.Tensor:
         """F = |⟨target|ψ⟩|² (with ECD the target is |g⟩ ⊗ |target⟩)."""

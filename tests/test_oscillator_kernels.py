@@ -67,6 +67,20 @@ def test_snap_equals_the_diagonal_operator():
         np.testing.assert_allclose(result, (operator * qt.Qobj(ket)).full().ravel(), atol=TOL, rtol=0)
 
 
+def test_displaced_snap_equals_qutip_operators():
+    """One control step D(α)† SNAP(θ) D(α) = D(−α) SNAP(θ) D(α), with qutip.displace and a diagonal SNAP."""
+    rng = np.random.default_rng(5)
+    kets = random_kets(rng, 5, N, support=8)
+    alphas = rng.normal(size=5) + 1j * rng.normal(size=5)
+    theta = rng.uniform(-math.pi, math.pi, (5, 6))
+    out = FockSpace(N).displaced_snap(torch.as_tensor(kets), torch.as_tensor(alphas), torch.as_tensor(theta)).numpy()
+    for alpha, phases, ket, result in zip(alphas, theta, kets, out):
+        full = np.zeros(N)
+        full[:6] = phases
+        step = qt.displace(N, -alpha) * qt.qdiags(np.exp(1j * full), 0) * qt.displace(N, alpha)
+        np.testing.assert_allclose(result, (step * qt.Qobj(ket)).full().ravel(), atol=TOL, rtol=0)
+
+
 def qubit_ket(ket: np.ndarray) -> qt.Qobj:
     return qt.Qobj(ket.ravel(), dims=[[2, N], [1, 1]])
 
