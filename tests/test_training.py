@@ -112,6 +112,30 @@ def test_sigint_saves_checkpoint_and_resume_continues_the_step_count(tmp_path, m
     assert max(steps) >= saved + 200
 
 
+def test_a_run_killed_without_a_signal_keeps_its_last_periodic_checkpoint(tmp_path, monkeypatch):
+    agent_class = physrl.agents.AGENTS["tabular-pg"]
+    original = agent_class.learn_iteration
+    steps = []
+
+    def learn_iteration(self):
+        if len(steps) == 3:
+            raise MemoryError("killed")  # stands for SIGKILL: no handler runs, nothing is saved on the way out
+        steps.append(self.global_step)
+        return original(self)
+
+    monkeypatch.setattr(agent_class, "learn_iteration", learn_iteration)
+    with pytest.raises(MemoryError):
+        train(WALKER, "tabular-pg", num_envs=4, total_steps=10**7, logdir=tmp_path, progress=False,
+              checkpoint_every=0)
+    run_dir, = tmp_path.iterdir()
+    saved = load_checkpoint(run_dir)["global_step"]
+    assert saved > steps[-1] > 0  # the checkpoint after the third iteration
+    with pytest.raises(ValueError, match="checkpoint_every"):
+        train(WALKER, "tabular-pg", num_envs=4, total_steps=100, logdir=tmp_path, checkpoint_every=-1.0)
+    assert main(["train", "--env", WALKER, "--agent", "tabular-pg", "--checkpoint-every", "nan",
+                 "--logdir", str(tmp_path)]) == 2
+
+
 def test_sigterm_to_cli_saves_and_resume_continues(tmp_path):
     command = [sys.executable, "-m", "physrl.training.cli", "train", "--env", WALKER, "--agent", "sb3-a2c",
                "--num-envs", "4", "--total-steps", "100000000", "--logdir", str(tmp_path), "--no-progress"]

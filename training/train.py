@@ -40,6 +40,7 @@ from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoin
 DISTRIBUTED_AGENTS = {"tabular-pg", "deep-pg", "dqn"}
 RANK_STATE = ("rollout", "generator", "buffer", "baseline_table")
 DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
+CHECKPOINT_EVERY = 600.0  # seconds between the checkpoints written during training
 #: keys of a --config file (YAML or TOML); CLI options override them
 FILE_KEYS = ("env", "agent", "num_envs", "device", "total_steps", "seed", "logdir", "env_kwargs", "hyperparameters")
 
@@ -333,26 +334,51 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
     return Run(config, envs, learner, run_dir, start_step)
 
 
-def execute(run: Run, progress: bool = True) -> int | None:
-    """Train until ``total_steps`` or a stop signal, then save the checkpoint; return the signal (or None)."""
+def check_checkpoint_every(seconds: float) -> float:
+    """``seconds`` if it is a finite number >= 0, else a ValueError naming ``checkpoint_every``."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"checkpoint_every must be a finite number of seconds >= 0, got {seconds!r}")
+    return float(seconds)
+
+
+def save_run(run: Run) -> tuple[int, dict[str, Any]]:
+    """Write the checkpoint of one of our agents (on rank 0, with every rank's RNG state); return (step, state)."""
+    rank, world_size = rank_and_world_size()
+    step, state = run.learner.global_step, run.learner.state_dict()
+    if world_size > 1:
+        ranks = gather_to_rank0({key: state[key] for key in RANK_STATE if key in state})
+        state = {**state, "ranks": ranks}
+    if rank == 0:
+        save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.config, step, state)
+    return step, state
+
+
+def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOINT_EVERY) -> int | None:
+    """Train until ``total_steps`` or a stop signal, then save the checkpoint; return the signal (or None).
+
+    Our agents also save a checkpoint every ``checkpoint_every`` seconds (decided together on all
+    ranks), so a run killed without a signal (out of memory, a lost machine) loses at most that much.
+    """
     config, learner = run.config, run.learner
     rank, world_size = rank_and_world_size()
+    check_checkpoint_every(checkpoint_every)
     with StopSignal() as stop:
         log = RunLog(run.run_dir, config, run.start_step, progress and rank == 0, write=rank == 0)
         try:
             if config["agent"] in sb3.ALGORITHMS:
                 sb3.learn(learner, config["total_steps"], log.writer, log.log, stop.requested)
-                step, state = learner.num_timesteps, sb3.model_state(learner)
+                step = learner.num_timesteps
+                if rank == 0:
+                    save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, sb3.model_state(learner))
             else:
+                saved = time.monotonic()
                 while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
                     stats = learner.learn_iteration()
                     log.log(learner.global_step, stats)
-                step, state = learner.global_step, learner.state_dict()
-                if world_size > 1:
-                    ranks = gather_to_rank0({key: state[key] for key in RANK_STATE if key in state})
-                    state = {**state, "ranks": ranks}
-            if rank == 0:
-                save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, state)
+                    if any_rank(time.monotonic() - saved >= checkpoint_every):
+                        save_run(run)
+                        saved = time.monotonic()
+                step, _ = save_run(run)
         finally:
             log.close()
             run.envs.close()
@@ -365,18 +391,21 @@ def execute(run: Run, progress: bool = True) -> int | None:
 def train(env_id: str | None = None, agent: str | None = None, *, num_envs: int | None = None,
           device: str | None = None, total_steps: int | None = None, seed: int | None = None,
           env_kwargs: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
-          logdir: str | Path | None = None, resume: str | Path | None = None, progress: bool = True) -> Path:
+          logdir: str | Path | None = None, resume: str | Path | None = None, progress: bool = True,
+          checkpoint_every: float = CHECKPOINT_EVERY) -> Path:
     """Train ``agent`` on ``env_id`` and return the run folder (with ``checkpoint.pt`` and ``config.json``).
 
     Defaults: ``num_envs=16, device="cpu", total_steps=100_000, seed=0, logdir="runs"``.
     ``hyperparameters`` are checked against the agent's (an unknown name raises ``ValueError`` listing
     the allowed ones). ``resume`` (a checkpoint or run folder) continues that run in its folder at its
     global step; with it only ``total_steps`` (to train longer) and ``device`` may differ from the run's.
-    A SIGINT/SIGTERM during training saves the checkpoint and returns early.
+    A SIGINT/SIGTERM during training saves the checkpoint and returns early; our agents also save one
+    every ``checkpoint_every`` seconds (default 600).
     """
+    check_checkpoint_every(checkpoint_every)
     run = prepare(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
                   env_kwargs=env_kwargs, hyperparameters=hyperparameters, logdir=logdir, resume=resume)
-    execute(run, progress)
+    execute(run, progress, checkpoint_every)
     return run.run_dir
 
 
@@ -412,6 +441,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
                         help="set a hyperparameter (repeatable); VALUE is read as JSON when it is JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
+                        help=f"save a checkpoint this often during training (default {CHECKPOINT_EVERY:.0f}; "
+                             "sb3-* agents save at the end and on a signal)")
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -436,12 +468,13 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     try:
+        check_checkpoint_every(args.checkpoint_every)
         prepared = prepare(**options_from_args(args))
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"physrl train: error: {error}", file=sys.stderr)
         return 2
     try:
-        signum = execute(prepared, progress=not args.no_progress)
+        signum = execute(prepared, progress=not args.no_progress, checkpoint_every=args.checkpoint_every)
     except KeyboardInterrupt:
         print(f"physrl train: aborted without saving; the last checkpoint (if any) is in {prepared.run_dir}",
               file=sys.stderr)
