@@ -481,6 +481,7 @@ def run(args: argparse.Namespace) -> int:
         return 128 + signal.SIGINT
     rank, world_size = rank_and_world_size()
     if world_size > 1:
+        torch.distributed.barrier()  # no rank tears gloo/NCCL down while another still uses it
         torch.distributed.destroy_process_group()
     if rank == 0:
         print(prepared.run_dir)
