@@ -23,6 +23,8 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
+from physrl.envs.maze import MOVES
+
 NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop")
 
 
@@ -121,8 +123,6 @@ class ValuePropagationNet(nn.Module):
     reward of the maze.
     """
 
-    moves = ((0, 0), (-1, 0), (0, 1), (1, 0), (0, -1))
-
     def __init__(self, observation_space: spaces.Box, out_dim: int, hidden_sizes: Sequence[int],
                  out_gain: float = 1.0, channels: int = 16, iterations: int | None = None,
                  robot_channel: int = 2, wall_channel: int = 0) -> None:
@@ -132,9 +132,9 @@ class ValuePropagationNet(nn.Module):
                                    init_layer(nn.Conv2d(channels, 2, 1), 1.0))
         self.iterations = 2 * max(h, w) if iterations is None else iterations
         self.robot_channel, self.wall_channel = robot_channel, wall_channel
-        self.per_move = out_dim == len(self.moves)
+        self.per_move = out_dim == len(MOVES)
         hidden = hidden_sizes[0] if hidden_sizes else 64
-        in_dim = 3 if self.per_move else 3 * len(self.moves) + 1
+        in_dim = 3 if self.per_move else 3 * len(MOVES) + 1
         self.head = nn.Sequential(init_layer(nn.Linear(in_dim, hidden)), nn.ELU(),
                                   init_layer(nn.Linear(hidden, 1 if self.per_move else out_dim), out_gain))
 
@@ -159,7 +159,7 @@ class ValuePropagationNet(nn.Module):
         cell = obs[:, self.robot_channel].flatten(1).argmax(dim=1)
         rows, cols = cell // w + 1, cell % w + 1
         batch = torch.arange(b, device=obs.device)
-        around = torch.stack([maps[batch, :, rows + dr, cols + dc] for dr, dc in self.moves], dim=1)
+        around = torch.stack([maps[batch, :, rows + dr, cols + dc] for dr, dc in MOVES], dim=1)
         around[:, :, 0] -= around[:, :1, 0].clone()
         if self.per_move:
             return self.head(around).squeeze(-1)

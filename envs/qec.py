@@ -142,6 +142,7 @@ class QubitCore(BatchCore):
         self._h_qubit = torch.tensor(h_qubit, device=dev)
         self._m_qubit = torch.tensor(m_qubit, device=dev)
         decay = math.exp(-2.0 / self.t_dec)
+        self._flip_probability = (1.0 - decay) / 2  # bit flip p = (1 − e^(−2Δt/T_dec))/2 per step
         if noise == "correlated":
             self._factor = K.collective_dephasing_factor(n, decay, dev)
         else:
@@ -212,7 +213,7 @@ class QubitCore(BatchCore):
     def apply_noise(self, rho: torch.Tensor) -> torch.Tensor:
         """The noise of one time step on every qubit of dense matrices (module docstring of the kernels)."""
         if self.noise in ("bitflip", "bitflip+dephasing"):
-            rho = K.bit_flip(rho, (1.0 - math.exp(-2.0 / self.t_dec)) / 2, self.n_qubits)
+            rho = K.bit_flip(rho, self._flip_probability, self.n_qubits)
         if self.noise != "bitflip":
             rho = K.dephase(rho, self._factor)
         return rho
@@ -263,10 +264,9 @@ class QubitCore(BatchCore):
         """
         n, tables, shift, pairs = self.n_qubits, self._pair_tables, self.shift, self.pairs
         if self.noise in ("bitflip", "bitflip+dephasing"):
-            p = (1.0 - math.exp(-2.0 / self.t_dec)) / 2
             source, sign = tables["flip_source"][:, shift], tables["flip_sign"][:, shift]
             for q in range(n):
-                pairs = torch.lerp(pairs, K.permute_pairs(pairs, source[q], sign[q]), p)
+                pairs = torch.lerp(pairs, K.permute_pairs(pairs, source[q], sign[q]), self._flip_probability)
         if self.noise != "bitflip":
             factor = tables["dephase"][shift][:, None, None]
             pairs = torch.cat([pairs[:, :, :1], pairs[:, :, 1:3] * factor, pairs[:, :, 3:]], 2)
