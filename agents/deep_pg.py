@@ -44,6 +44,10 @@ class DeepPolicyGradient(Agent):
     precise stay as learned; the others are forced to explore less as the run goes on, so that the
     mean policy can be tuned more finely than the learned std (which the noise of single-shot
     rewards keeps wide) allows.
+
+    ``ent_coef_final`` (default None: constant ``ent_coef``) moves the entropy coefficient linearly
+    from ``ent_coef`` to ``ent_coef_final`` at ``ent_anneal_steps`` env steps (default:
+    ``lr_anneal_steps``) and keeps it there: explore broadly first, then settle.
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
@@ -53,7 +57,8 @@ class DeepPolicyGradient(Agent):
                  normalize_advantages: bool = True, network: str = "auto",
                  hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5,
                  lr_anneal_steps: int | None = None, log_std_final: float | None = None,
-                 log_std_anneal_steps: int | None = None) -> None:
+                 log_std_anneal_steps: int | None = None, ent_coef_final: float | None = None,
+                 ent_anneal_steps: int | None = None) -> None:
         super().__init__(envs, seed)
         for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
                            ("normalize_advantages", normalize_advantages)):
@@ -82,6 +87,9 @@ class DeepPolicyGradient(Agent):
                                                                              high=float(log_std_init)),
             "log_std_anneal_steps": None if log_std_anneal_steps is None else check_int(
                 "log_std_anneal_steps", log_std_anneal_steps, 1),
+            "ent_coef_final": None if ent_coef_final is None else check_float("ent_coef_final", ent_coef_final, 0.0),
+            "ent_anneal_steps": None if ent_anneal_steps is None else check_int("ent_anneal_steps",
+                                                                                ent_anneal_steps, 1),
         }
         if not value_baseline and hp["gae_lambda"] != 1.0:
             raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
@@ -104,6 +112,14 @@ class DeepPolicyGradient(Agent):
                     raise ValueError(f"log_std_final={log_std_final} needs log_std_anneal_steps or lr_anneal_steps "
                                      "(the number of env steps the schedule lasts)")
                 hp["log_std_anneal_steps"] = hp["lr_anneal_steps"]
+        if hp["ent_coef_final"] is None:
+            if hp["ent_anneal_steps"] is not None:
+                raise ValueError(f"ent_anneal_steps={ent_anneal_steps} needs ent_coef_final (the end of the schedule)")
+        elif hp["ent_anneal_steps"] is None:
+            if hp["lr_anneal_steps"] is None:
+                raise ValueError(f"ent_coef_final={ent_coef_final} needs ent_anneal_steps or lr_anneal_steps "
+                                 "(the number of env steps the schedule lasts)")
+            hp["ent_anneal_steps"] = hp["lr_anneal_steps"]
         self.hyperparameters = hp
         obs_space = envs.single_observation_space
 
@@ -124,6 +140,14 @@ class DeepPolicyGradient(Agent):
         hp = self.hyperparameters
         progress = min(1.0, self.global_step / hp["log_std_anneal_steps"])
         return hp["log_std_init"] + (hp["log_std_final"] - hp["log_std_init"]) * progress
+
+    def entropy_coefficient(self) -> float:
+        """The entropy coefficient (``ent_coef``, or its ``ent_coef_final`` schedule) at the current ``global_step``."""
+        hp = self.hyperparameters
+        if hp["ent_coef_final"] is None:
+            return hp["ent_coef"]
+        progress = min(1.0, self.global_step / hp["ent_anneal_steps"])
+        return hp["ent_coef"] + (hp["ent_coef_final"] - hp["ent_coef"]) * progress
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         with torch.no_grad():
@@ -163,6 +187,7 @@ class DeepPolicyGradient(Agent):
             for group in self.optimizer.param_groups:
                 group["lr"] = hp["learning_rate"] * max(0.0, 1.0 - self.global_step / hp["lr_anneal_steps"])
         ceiling = None if hp["log_std_final"] is None else self.log_std_ceiling()
+        ent_coef = self.entropy_coefficient()
         self._cap_log_std(ceiling)
         batch = self.rollout.collect(hp["num_steps"], self._explore)
         self.global_step += batch.rewards.numel() * self.world_size
@@ -179,7 +204,7 @@ class DeepPolicyGradient(Agent):
             for start in range(0, n, size):
                 index = order[start:start + size]
                 losses = self._losses(obs[index], action[index], old_log_p[index], adv[index], targets[index],
-                                      mask[index])
+                                      mask[index], ent_coef)
                 self.optimizer.zero_grad()
                 losses["loss"].backward()
                 average_gradients(self.model.parameters(), mask[index].sum())
@@ -191,6 +216,8 @@ class DeepPolicyGradient(Agent):
                     sums[key] = sums.get(key, 0.0) + value.detach()
         updates = hp["update_epochs"] * -(-n // size)
         logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
+        if hp["ent_coef_final"] is not None:
+            logged["charts/ent_coef"] = ent_coef
         return {**batch.episode_stats(), **logged}
 
     def _cap_log_std(self, ceiling: float | None) -> None:
@@ -200,7 +227,7 @@ class DeepPolicyGradient(Agent):
                 self.head.log_std.clamp_(max=ceiling)
 
     def _losses(self, obs: torch.Tensor, action: torch.Tensor, old_log_p: torch.Tensor, adv: torch.Tensor,
-                targets: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
+                targets: torch.Tensor, mask: torch.Tensor, ent_coef: float) -> dict[str, torch.Tensor]:
         hp = self.hyperparameters
         log_p, entropy = self.head.log_prob_entropy(self.actor(obs), action)
         if hp["normalize_advantages"]:
@@ -215,7 +242,7 @@ class DeepPolicyGradient(Agent):
             surrogate = torch.minimum(surrogate, clipped)
         out = {"policy_loss": -masked_mean(surrogate, mask), "entropy": masked_mean(entropy, mask),
                "approx_kl": masked_mean((ratio - 1) - log_ratio, mask).detach()}
-        loss = out["policy_loss"] - hp["ent_coef"] * out["entropy"]
+        loss = out["policy_loss"] - ent_coef * out["entropy"]
         if self.critic is not None:
             out["value_loss"] = 0.5 * masked_mean((self.critic(obs).squeeze(-1) - targets) ** 2, mask)
             loss = loss + hp["vf_coef"] * out["value_loss"]

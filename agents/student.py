@@ -1,9 +1,10 @@
 """The recurrent "student" of Fösel et al., PRX 8, 031084 (2018), §IV: a GRU policy that sees only what
 an experiment sees (the last action and the measurement outcomes, ``obs_mode="measurements"``) and
-learns by imitating a state-aware "teacher" (a ``deep-pg`` checkpoint trained on ``obs_mode="state"``).
+learns by imitating a state-aware "teacher" (a ``deep-pg`` checkpoint trained on ``obs_mode="state"``
+or its compact form ``"pairs"``).
 
-Every iteration the teacher acts greedily on the state view of the same sub-envs
-(:meth:`physrl.envs.qec.QubitCore.state_view`), the student reads their measurement view, and the
+Every iteration the teacher acts greedily on its view of the same sub-envs
+(:meth:`physrl.envs.qec.QubitCore.view` with the teacher's ``obs_mode``), the student reads their measurement view, and the
 GRU, unrolled over the batch, is trained by cross-entropy on the teacher's actions
 (``update_epochs`` gradient steps per batch of ``num_steps`` steps, the GRU state carried from one batch
 to the next; the few encoding steps at an episode's start are rare, and learning them needs many
@@ -60,7 +61,8 @@ class QECStudent(Agent):
     """GRU student trained by imitation of a teacher checkpoint on ``physrl/QubitErrorCorrection-v0``.
 
     ``envs`` must use ``obs_mode="measurements"`` (the student's view); the teacher (``teacher``: a
-    checkpoint file or run folder of a policy on ``obs_mode="state"`` with the same other options)
+    checkpoint file or run folder of a policy on ``obs_mode="state"`` or ``"pairs"`` with the same
+    other options)
     is loaded at the first :meth:`learn_iteration`, so that loading a trained student needs no teacher.
     """
 
@@ -90,25 +92,34 @@ class QECStudent(Agent):
         self.hidden = torch.zeros(envs.num_envs, hidden_size, device=self.device)
         self._act_hidden = torch.zeros(0, hidden_size, device=self.device)
         self._teacher: Any = None
+        self._teacher_view = ""
 
     def teacher_policy(self) -> Any:
-        """The teacher as a greedy :class:`physrl.training.checkpoint.Policy` on the state view (loaded once)."""
+        """The teacher as a greedy :class:`physrl.training.checkpoint.Policy` on its own view (loaded once)."""
         if self._teacher is None:
-            from physrl.training.checkpoint import load_policy
+            from physrl.training.checkpoint import load_checkpoint, load_policy
 
-            if not self.hyperparameters["teacher"]:
+            path = self.hyperparameters["teacher"]
+            if not path:
                 raise ValueError("qec-student needs a teacher checkpoint: --set teacher=PATH (a deep-pg run on "
-                                 "obs_mode='state')")
+                                 "obs_mode='state' or 'pairs')")
+            env_id = "physrl/QubitErrorCorrection-v0"
+            view = load_checkpoint(path, env_id)["config"].get("env_kwargs", {}).get("obs_mode", "measurements")
+            if view not in ("state", "pairs"):
+                raise ValueError(f"the teacher {path!r} was trained on obs_mode={view!r}; a teacher needs "
+                                 "obs_mode='state' or 'pairs'")
             core = self.envs.core
-            state_space = spaces.Box(-1.0, 1.0, (8 * core.dim * core.dim,), np.float32)
-            self._teacher = load_policy(self.hyperparameters["teacher"], self.device,
-                                        env_id="physrl/QubitErrorCorrection-v0", observation_space=state_space,
+            size = core.view(view).shape[1]
+            self._teacher = load_policy(path, self.device, env_id=env_id,
+                                        observation_space=spaces.Box(-1.0, 1.0, (size,), np.float32),
                                         action_space=self.envs.single_action_space)
+            self._teacher_view = view
         return self._teacher
 
     def _follow_teacher(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The teacher's greedy action on the state view of the same sub-envs (``obs`` is the student's view)."""
-        return self.teacher_policy()(self.envs.core.state_view()), {}
+        """The teacher's greedy action on its view of the same sub-envs (``obs`` is the student's view)."""
+        teacher = self.teacher_policy()
+        return teacher(self.envs.core.view(self._teacher_view)), {}
 
     def learn_iteration(self) -> dict[str, Any]:
         hp = self.hyperparameters

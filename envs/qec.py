@@ -11,7 +11,8 @@ maximally mixed logical input) and δρx, δρy, δρz, so that logical Bloch ve
 steps, default 1200), then the chosen action is applied at the end of the interval:
 
 * ``idle``; ``cnot(c,t)`` for the pairs allowed by ``connectivity`` ("all": every ordered pair,
-  "chain": neighbours |c − t| = 1); ``x(q)`` for every qubit; ``h(q)`` for every qubit when
+  "chain": neighbours |c − t| = 1, or an explicit list of (control, target) pairs: the couplings
+  of a given device); ``x(q)`` for every qubit; ``h(q)`` for every qubit when
   ``hadamard=True``; ``measure(q)`` (projective Z) for every qubit in ``measurable``
   (default: all). The table is ``env.unwrapped.action_names``; :meth:`QubitCore.action_index`
   looks a name up.
@@ -51,7 +52,7 @@ from physrl.envs.kernels import qubits as K
 
 NOISES = ("bitflip", "dephasing", "bitflip+dephasing", "correlated")
 CONNECTIVITIES = ("all", "chain")
-OBS_MODES = ("measurements", "state")
+OBS_MODES = ("measurements", "state", "pairs")
 #: R̂_Q at or below this counts as "the logical information is gone".
 REVEALED = 1e-3
 #: Newton iterations of the warm-started R_Q search after every step (dense matrices, ``hadamard=True``).
@@ -71,13 +72,30 @@ def initial_channel(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
     return out
 
 
-def action_table(n_qubits: int, connectivity: str, hadamard: bool, measurable: tuple[int, ...]) -> list[tuple]:
+def cnot_pairs(n_qubits: int, connectivity: Any) -> tuple[tuple[int, int], ...]:
+    """The (control, target) pairs that ``connectivity`` allows, in (control, target) order; a clear error otherwise."""
+    message = (f"connectivity must be one of {list(CONNECTIVITIES)} or a list of distinct (control, target) "
+               f"pairs of different qubits in [0, {n_qubits - 1}], got {connectivity!r}")
+    if isinstance(connectivity, str):
+        if connectivity not in CONNECTIVITIES:
+            raise ValueError(message)
+        return tuple((c, t) for c in range(n_qubits) for t in range(n_qubits)
+                     if c != t and (connectivity == "all" or abs(c - t) == 1))
+    try:
+        pairs = [tuple(pair) for pair in connectivity]
+    except TypeError:
+        raise ValueError(message) from None
+    valid = all(len(pair) == 2 and all(isinstance(q, (int, np.integer)) and not isinstance(q, bool)
+                                      and 0 <= q < n_qubits for q in pair) and pair[0] != pair[1] for pair in pairs)
+    if not pairs or not valid or len(set(pairs)) != len(pairs):
+        raise ValueError(message)
+    return tuple(sorted((int(c), int(t)) for c, t in pairs))
+
+
+def action_table(n_qubits: int, connectivity: Any, hadamard: bool, measurable: tuple[int, ...]) -> list[tuple]:
     """The actions as (name, kind, qubits) in index order: idle, cnots, x, h, measure."""
     table: list[tuple] = [("idle", "idle", ())]
-    for c in range(n_qubits):
-        for t in range(n_qubits):
-            if c != t and (connectivity == "all" or abs(c - t) == 1):
-                table.append((f"cnot({c},{t})", "cnot", (c, t)))
+    table += [(f"cnot({c},{t})", "cnot", (c, t)) for c, t in cnot_pairs(n_qubits, connectivity)]
     table += [(f"x({q})", "x", (q,)) for q in range(n_qubits)]
     if hadamard:
         table += [(f"h({q})", "h", (q,)) for q in range(n_qubits)]
@@ -101,7 +119,7 @@ class QubitCore(BatchCore):
     render_modes = ("ansi", "rgb_array")
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", n_qubits: int = 4,
-                 noise: str = "bitflip", t_dec: float = 1200.0, connectivity: str = "all", hadamard: bool = False,
+                 noise: str = "bitflip", t_dec: float = 1200.0, connectivity: Any = "all", hadamard: bool = False,
                  measurable: tuple[int, ...] | list[int] | None = None, obs_mode: str = "measurements",
                  max_steps: int = 200) -> None:
         super().__init__(num_envs, device, max_steps)
@@ -111,7 +129,8 @@ class QubitCore(BatchCore):
                 or not math.isfinite(t_dec) or t_dec <= 0:
             raise ValueError(f"t_dec must be a finite number of steps > 0, got {t_dec!r}")
         self.t_dec = float(t_dec)
-        self.connectivity = check_choice("connectivity", connectivity, CONNECTIVITIES)
+        self.cnot_pairs = cnot_pairs(n, connectivity)
+        self.connectivity = connectivity if isinstance(connectivity, str) else [list(p) for p in self.cnot_pairs]
         if not isinstance(hadamard, (bool, np.bool_)):
             raise TypeError(f"hadamard must be a bool, got {hadamard!r}")
         self.hadamard = bool(hadamard)
@@ -122,11 +141,14 @@ class QubitCore(BatchCore):
             raise ValueError(f"measurable must list distinct qubits in [0, {n - 1}], got {measurable}")
         self.measurable = measurable
         self.obs_mode = check_choice("obs_mode", obs_mode, OBS_MODES)
+        if obs_mode == "pairs" and self.hadamard:
+            raise ValueError("obs_mode='pairs' needs hadamard=False (a Hadamard leaves the pair form); "
+                             "use obs_mode='state'")
         self.dim = d = 2**n
         table = action_table(n, self.connectivity, self.hadamard, measurable)
         self.action_names: tuple[str, ...] = tuple(name for name, _, _ in table)
         self.single_action_space = spaces.Discrete(len(table))
-        size = len(table) + n if obs_mode == "measurements" else 8 * d * d
+        size = {"measurements": len(table) + n, "state": 8 * d * d, "pairs": 16 * d + n}[obs_mode]
         self.single_observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
 
         dev = self.device
@@ -161,6 +183,7 @@ class QubitCore(BatchCore):
                 "sign": torch.stack([g[2] for g in gates]), "flip_source": torch.stack([f[1] for f in flips]),
                 "flip_sign": torch.stack([f[2] for f in flips]),
                 "dephase": self._factor[rep, rep ^ torch.arange(d, device=dev)[:, None]]}
+            self._slot, self._partner = K.pair_slots(n, dev)
             self.pairs = self._initial_pairs.expand(self.num_envs, -1, -1, -1).clone()
             self.shift = torch.full((self.num_envs,), self._initial_shift, dtype=torch.int64, device=dev)
         else:
@@ -184,8 +207,9 @@ class QubitCore(BatchCore):
         if any(q >= self.n_qubits for q in qubits):
             raise ValueError(f"action {name!r} names a qubit outside [0, {self.n_qubits - 1}] (n_qubits={self.n_qubits})")
         if kind == "cnot" and len(qubits) == 2 and qubits[0] != qubits[1]:
-            raise ValueError(f"action {name!r} is not allowed by connectivity={self.connectivity!r} "
-                             f"(only neighbouring qubits |c - t| = 1 are coupled)")
+            coupled = ("only neighbouring qubits |c - t| = 1 are coupled" if self.connectivity == "chain"
+                       else f"the coupled (control, target) pairs are {[list(p) for p in self.cnot_pairs]}")
+            raise ValueError(f"action {name!r} is not allowed by connectivity={self.connectivity!r} ({coupled})")
         if kind == "h":
             raise ValueError(f"action {name!r} needs hadamard=True")
         if kind == "measure":
@@ -219,12 +243,35 @@ class QubitCore(BatchCore):
         return rho
 
     def observe(self) -> torch.Tensor:
-        return self.state_view() if self.obs_mode == "state" else self.measurement_view()
+        return self.view(self.obs_mode)
+
+    def view(self, obs_mode: str) -> torch.Tensor:
+        """The observation of the current state in ``obs_mode``, whatever this core's own ``obs_mode`` is."""
+        views = {"measurements": self.measurement_view, "state": self.state_view, "pairs": self.pairs_view}
+        return views[check_choice("obs_mode", obs_mode, OBS_MODES)]()
 
     def state_view(self) -> torch.Tensor:
         """The teacher's observation (``obs_mode="state"``) of the current state, whatever ``obs_mode`` is."""
         flat = torch.view_as_real(self.rho).permute(0, 4, 1, 2, 3).reshape(self.num_envs, -1)
         return flat.clamp(-1.0, 1.0).to(torch.float32)
+
+    def pairs_view(self) -> torch.Tensor:
+        """The teacher's compact observation (``obs_mode="pairs"``, needs ``hadamard=False``).
+
+        Row a of every channel matrix is zero except at columns a and a⊕v, so for every basis state a
+        (in index order) and every matrix (ρ₀, δρx, δρy, δρz) it lists the Pauli coordinates
+        (c₀, c_x, c_y, c_z) of the block {a, a⊕v} seen from a (a first), then the n bits of v, the
+        qubits that carry the logical X (1 if set). 16·2ⁿ + n numbers instead of 8·4ⁿ.
+        """
+        if not self.pair_form:
+            raise ValueError("the pairs view needs hadamard=False (a Hadamard leaves the pair form)")
+        slot, partner = self._slot[self.shift], self._partner[self.shift]  # (B, d)
+        coords = self.pairs.gather(3, slot[:, None, None, :].expand(-1, 4, 4, -1))  # (B, 4, 4, d)
+        flip = torch.ones_like(coords)
+        flip[:, :, 2:] = torch.where(partner, -1.0, 1.0)[:, None, None, :].to(coords.dtype)
+        bits = (self.shift[:, None] >> torch.arange(self.n_qubits - 1, -1, -1, device=self.device)) & 1
+        flat = (coords * flip).permute(0, 3, 1, 2).reshape(self.num_envs, -1)
+        return torch.cat([flat.clamp(-1.0, 1.0).to(torch.float32), bits.to(torch.float32)], dim=1)
 
     def measurement_view(self) -> torch.Tensor:
         """The student's observation (``obs_mode="measurements"``) of the current state, whatever ``obs_mode`` is.

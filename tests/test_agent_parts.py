@@ -200,6 +200,24 @@ def test_log_std_final_caps_the_gaussian_log_std_on_a_schedule_and_resume_restor
         assert -5.0 <= log_std[0] < -4.5
 
 
+def test_ent_coef_final_moves_the_entropy_coefficient_on_a_schedule():
+    """ent_coef goes linearly to ent_coef_final over ent_anneal_steps env steps (default lr_anneal_steps),
+    is logged while it moves, and a larger coefficient keeps the policy broader."""
+    def make_agent(**schedule) -> DeepPolicyGradient:
+        envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)
+        return DeepPolicyGradient(envs, seed=0, num_steps=4, **schedule)
+
+    assert make_agent(ent_coef=0.1, ent_coef_final=0.0, lr_anneal_steps=40).hyperparameters["ent_anneal_steps"] == 40
+    agent = make_agent(ent_coef=0.1, ent_coef_final=0.02, ent_anneal_steps=16)
+    logged = []
+    for _ in range(4):
+        logged.append(agent.learn_iteration()["charts/ent_coef"])   # set from the 8 env steps done before each
+    assert logged == pytest.approx([0.1, 0.06, 0.02, 0.02])
+    assert "charts/ent_coef" not in make_agent(ent_coef=0.1).learn_iteration()
+    with pytest.raises(ValueError, match="ent_anneal_steps or lr_anneal_steps"):
+        make_agent(ent_coef_final=0.0)
+
+
 @pytest.mark.parametrize("kwargs, error, word", [
     (dict(learning_rate=0.0), ValueError, "learning_rate"),
     (dict(learning_rate="fast"), TypeError, "learning_rate"),
@@ -216,6 +234,9 @@ def test_log_std_final_caps_the_gaussian_log_std_on_a_schedule_and_resume_restor
     (dict(log_std_final=-3.0, lr_anneal_steps=100), ValueError, "log_std_final"),   # Discrete actions
     (dict(log_std_anneal_steps=100), ValueError, "log_std_anneal_steps"),
     (dict(log_std_final=-3.0, log_std_anneal_steps=0), ValueError, "log_std_anneal_steps"),
+    (dict(ent_coef_final=-0.1, lr_anneal_steps=100), ValueError, "ent_coef_final"),
+    (dict(ent_anneal_steps=100), ValueError, "ent_anneal_steps"),
+    (dict(ent_coef_final=0.0, ent_anneal_steps=0), ValueError, "ent_anneal_steps"),
 ])
 def test_bad_hyperparameters_name_the_argument(kwargs, error, word):
     envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)

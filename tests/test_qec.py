@@ -216,3 +216,50 @@ def test_tracked_recoverable_information_matches_a_cold_grid_search():
             best = K._PairNorm.of(envs.core.pairs[:, 1:]).along(grid).amin(1)
             tracked = envs.core.recoverable
             assert float((tracked - best).abs().max()) < 1e-3 and bool((tracked <= best + 1e-12).all())
+
+
+def test_pairs_observation_lists_every_row_of_the_channel_matrices():
+    """obs_mode="pairs": for every basis state a and matrix, the Pauli coordinates of the block {a, a⊕v}
+    seen from a, then the bits of v; checked against the dense matrices over random steps with measurements."""
+    envs = QubitErrorCorrectionVectorEnv(num_envs=32, t_dec=40.0, noise="bitflip+dephasing", obs_mode="pairs")
+    obs, _ = envs.reset(seed=4)
+    core, d = envs.core, 16
+    assert obs.shape == (32, 16 * d + 4) and envs.single_observation_space.contains(obs[0].numpy())
+    generator = torch.Generator().manual_seed(3)
+    for _ in range(40):
+        actions = torch.randint(0, envs.single_action_space.n, (32,), generator=generator)
+        envs.step(actions)
+        view, rho, shift = core.view("pairs").double(), core.rho, core.shift
+        for i in range(32):
+            a = torch.arange(d)
+            partner = a ^ shift[i]
+            diagonal = torch.diagonal(rho[i], dim1=-2, dim2=-1).real
+            off = rho[i][:, a, partner]
+            expected = torch.stack([diagonal[:, a] + diagonal[:, partner], 2 * off.real, -2 * off.imag,
+                                    diagonal[:, a] - diagonal[:, partner]], -1).permute(1, 0, 2).reshape(-1)
+            bits = torch.tensor([(int(shift[i]) >> (3 - q)) & 1 for q in range(4)], dtype=torch.float64)
+            torch.testing.assert_close(view[i], torch.cat([expected, bits]), rtol=0, atol=1e-6)
+    initial = QubitErrorCorrectionVectorEnv(num_envs=1, obs_mode="pairs").reset(seed=0)[0][0]
+    assert initial[-4:].tolist() == [1.0, 0.0, 0.0, 0.0]   # the logical X sits on qubit 0
+    # row |0000⟩: the blocks {|0000⟩, |1000⟩} of ρ₀, δρx, δρy, δρz are ½ 1, ½ X, ½ Y, ½ Z
+    assert initial[:16].tolist() == torch.eye(4).flatten().tolist()
+    with pytest.raises(ValueError, match="hadamard=False"):
+        gym.make(ENV_ID, obs_mode="pairs", hadamard=True)
+
+
+def test_explicit_connectivity_lists_the_coupled_pairs():
+    env = gym.make(ENV_ID, connectivity=[[0, 3], [0, 1], (0, 2), [1, 3], [2, 3]], measurable=[3])
+    assert env.unwrapped.action_names == ("idle", "cnot(0,1)", "cnot(0,2)", "cnot(0,3)", "cnot(1,3)", "cnot(2,3)",
+                                          "x(0)", "x(1)", "x(2)", "x(3)", "measure(3)")
+    with pytest.raises(ValueError, match=r"cnot\(1,2\).*coupled \(control, target\) pairs are"):
+        env.unwrapped.action_index("cnot(1,2)")
+    envs = QubitErrorCorrectionVectorEnv(num_envs=64, connectivity=[[0, 1], [0, 2], [0, 3], [1, 3], [2, 3]])
+    ratio, _ = effective_lifetime({"connectivity": [[0, 1], [0, 2], [0, 3], [1, 3], [2, 3]], "t_dec": 200.0},
+                                  RepetitionCodePolicy, num_envs=64, steps=100, seed=1, groups=4)
+    assert ratio > 3 and envs.core.connectivity == [[0, 1], [0, 2], [0, 3], [1, 3], [2, 3]]
+
+
+@pytest.mark.parametrize("connectivity", [[], [[0, 0]], [[0, 4]], [[0, 1], [0, 1]], [[True, 1]], [[0, 1, 2]], 5])
+def test_bad_explicit_connectivity_is_refused(connectivity):
+    with pytest.raises(ValueError, match="connectivity must be one of"):
+        gym.make(ENV_ID, connectivity=connectivity)

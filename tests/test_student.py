@@ -76,3 +76,19 @@ def test_resume_is_exact_and_errors_are_clear(teacher, tmp_path):
         QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL)).learn_iteration()
     with pytest.raises(ValueError, match="does not match"):
         QECStudent(gym.make_vec(QEC, num_envs=2, n_qubits=4, max_steps=20), teacher=str(teacher)).learn_iteration()
+
+
+def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp_path):
+    """The teacher's view is read from its checkpoint: obs_mode 'pairs' works; a teacher that saw only
+    measurements is refused by name."""
+    pairs_teacher = train(QEC, "deep-pg", num_envs=8, total_steps=8 * 21, env_kwargs={**SMALL, "obs_mode": "pairs"},
+                          logdir=tmp_path / "pairs", progress=False)
+    student = QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), seed=0, teacher=str(pairs_teacher))
+    student.learn_iteration()
+    envs = gym.make_vec(QEC, num_envs=8, obs_mode="pairs", **SMALL)
+    obs, _ = envs.reset(seed=0)
+    assert torch.equal(student.teacher_policy()(obs), load_policy(pairs_teacher)(obs))
+    blind = train(QEC, "deep-pg", num_envs=4, total_steps=4 * 21, env_kwargs=SMALL, logdir=tmp_path / "blind",
+                  progress=False)
+    with pytest.raises(ValueError, match="obs_mode='state' or 'pairs'"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(blind)).learn_iteration()

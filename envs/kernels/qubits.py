@@ -174,6 +174,17 @@ def pair_representatives(n: int, device: torch.device = torch.device("cpu")) -> 
 
 
 @functools.lru_cache(maxsize=None)
+def pair_slots(n: int, device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
+    """(d, d) tables indexed by [v, a]: the slot of the pair {r, r⊕v} that holds basis index a, and
+    whether a is that pair's partner r⊕v (row v = 0 is a placeholder)."""
+    d = 2**n
+    slots = [[_pair_slot(a, v) if v else (0, False) for a in range(d)] for v in range(d)]
+    slot = torch.tensor([[k for k, _ in row] for row in slots], device=device)
+    partner = torch.tensor([[p for _, p in row] for row in slots], device=device)
+    return slot, partner
+
+
+@functools.lru_cache(maxsize=None)
 def pair_permutation(n: int, perm: tuple[int, ...],
                      device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """How an affine basis permutation (X, CNOT: ρ'_ab = ρ_{perm[a] perm[b]}) acts on the pair form.
