@@ -48,6 +48,12 @@ class DeepPolicyGradient(Agent):
     ``ent_coef_final`` (default None: constant ``ent_coef``) moves the entropy coefficient linearly
     from ``ent_coef`` to ``ent_coef_final`` at ``ent_anneal_steps`` env steps (default:
     ``lr_anneal_steps``) and keeps it there: explore broadly first, then settle.
+
+    ``action_mask=True`` (Discrete actions) never samples an action that the env's
+    ``core.action_mask(obs)`` rules out for that observation (its logit is set to −10⁹ in acting and
+    in the update alike), so the policy spends no exploration on moves it can see are useless or
+    fatal. ``physrl/QubitErrorCorrection-v0`` with ``obs_mode="pairs"`` provides the mask: no
+    measurement of a qubit that carries the logical state.
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
@@ -58,10 +64,10 @@ class DeepPolicyGradient(Agent):
                  hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5,
                  lr_anneal_steps: int | None = None, log_std_final: float | None = None,
                  log_std_anneal_steps: int | None = None, ent_coef_final: float | None = None,
-                 ent_anneal_steps: int | None = None) -> None:
+                 ent_anneal_steps: int | None = None, action_mask: bool = False) -> None:
         super().__init__(envs, seed)
         for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
-                           ("normalize_advantages", normalize_advantages)):
+                           ("normalize_advantages", normalize_advantages), ("action_mask", action_mask)):
             if not isinstance(flag, bool):
                 raise TypeError(f"{name} must be a bool, got {flag!r}")
         hp = {
@@ -90,7 +96,14 @@ class DeepPolicyGradient(Agent):
             "ent_coef_final": None if ent_coef_final is None else check_float("ent_coef_final", ent_coef_final, 0.0),
             "ent_anneal_steps": None if ent_anneal_steps is None else check_int("ent_anneal_steps",
                                                                                 ent_anneal_steps, 1),
+            "action_mask": action_mask,
         }
+        if action_mask:
+            self.discrete_actions()
+            if not callable(getattr(getattr(envs, "core", None), "action_mask", None)):
+                raise ValueError("action_mask=True needs an env whose core provides action_mask(obs), such as "
+                                 "physrl/QubitErrorCorrection-v0 with obs_mode='pairs'")
+            envs.core.action_mask(envs.core.observe())   # the env's own check of its options
         if not value_baseline and hp["gae_lambda"] != 1.0:
             raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
         if not reward_to_go and (value_baseline or hp["gamma"] != 1.0):
@@ -149,15 +162,22 @@ class DeepPolicyGradient(Agent):
         progress = min(1.0, self.global_step / hp["ent_anneal_steps"])
         return hp["ent_coef"] + (hp["ent_coef_final"] - hp["ent_coef"]) * progress
 
+    def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
+        """The actor's output for ``obs``, with the logits of masked actions at −10⁹ (``action_mask``)."""
+        out = self.actor(obs)
+        if self.hyperparameters["action_mask"]:
+            out = out.masked_fill(~self.envs.core.action_mask(obs), -1e9)
+        return out
+
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         with torch.no_grad():
-            out = self.actor(obs.to(self.device))
+            out = self.policy_output(obs.to(self.device))
             return self.head.mode(out) if deterministic else self.head.sample(out, self.generator)[0]
 
     def _explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Sample actions and keep what the update needs (learning action, log-prob, value)."""
         with torch.no_grad():
-            out = self.actor(obs)
+            out = self.policy_output(obs)
             env_action, action = self.head.sample(out, self.generator)
             log_p, _ = self.head.log_prob_entropy(out, action)
             extras = {"action": action, "log_prob": log_p}
@@ -229,7 +249,7 @@ class DeepPolicyGradient(Agent):
     def _losses(self, obs: torch.Tensor, action: torch.Tensor, old_log_p: torch.Tensor, adv: torch.Tensor,
                 targets: torch.Tensor, mask: torch.Tensor, ent_coef: float) -> dict[str, torch.Tensor]:
         hp = self.hyperparameters
-        log_p, entropy = self.head.log_prob_entropy(self.actor(obs), action)
+        log_p, entropy = self.head.log_prob_entropy(self.policy_output(obs), action)
         if hp["normalize_advantages"]:
             mean = masked_mean(adv, mask)
             std = masked_mean((adv - mean) ** 2, mask).sqrt()

@@ -3,11 +3,11 @@ an experiment sees (the last action and the measurement outcomes, ``obs_mode="me
 learns by imitating a state-aware "teacher" (a ``deep-pg`` checkpoint trained on ``obs_mode="state"``
 or its compact form ``"pairs"``).
 
-Every iteration the teacher acts greedily on its view of the same sub-envs
-(:meth:`physrl.envs.qec.QubitCore.view` with the teacher's ``obs_mode``), the student reads their measurement view, and the
-GRU, unrolled over the batch, is trained by cross-entropy on the teacher's actions
-(``update_epochs`` gradient steps per batch of ``num_steps`` steps, the GRU state carried from one batch
-to the next; the few encoding steps at an episode's start are rare, and learning them needs many
+Every iteration the teacher acts (greedily, or sampled with ``teacher_sampled=True``) on its view of
+the same sub-envs (:meth:`physrl.envs.qec.QubitCore.view` with the teacher's ``obs_mode``), the
+student reads their measurement view, and the GRU, unrolled over the batch, is trained by
+cross-entropy on the teacher's actions (``update_epochs`` gradient steps per batch of ``num_steps``
+steps, the GRU state carried from one batch to the next; the few encoding steps at an episode's start are rare, and learning them needs many
 gradient steps per sample; the loss and the accuracy are logged as
 ``losses/imitation`` and ``losses/agreement``; ``charts/episodic_return`` is the teacher's).
 
@@ -64,11 +64,13 @@ class QECStudent(Agent):
     checkpoint file or run folder of a policy on ``obs_mode="state"`` or ``"pairs"`` with the same
     other options)
     is loaded at the first :meth:`learn_iteration`, so that loading a trained student needs no teacher.
+    ``teacher_sampled=True`` imitates the teacher's sampled actions instead of its greedy ones (for a
+    teacher whose strength lies in its stochastic policy); evaluate such a student sampled too.
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, teacher: str = "", learning_rate: float = 3e-3,
                  num_steps: int | None = 50, update_epochs: int = 20, hidden_size: int = 64,
-                 max_grad_norm: float = 1.0) -> None:
+                 max_grad_norm: float = 1.0, teacher_sampled: bool = False) -> None:
         super().__init__(envs, seed)
         core = getattr(envs, "core", None)
         if not isinstance(core, QubitCore) or core.obs_mode != "measurements":
@@ -76,6 +78,8 @@ class QECStudent(Agent):
                              "(its own view); the teacher sees the same envs' state view")
         if not isinstance(teacher, str):
             raise TypeError(f"teacher must be the path of a checkpoint (str), got {teacher!r}")
+        if not isinstance(teacher_sampled, bool):
+            raise TypeError(f"teacher_sampled must be a bool, got {teacher_sampled!r}")
         self.hyperparameters = {
             "teacher": teacher,
             "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
@@ -83,6 +87,7 @@ class QECStudent(Agent):
             "update_epochs": check_int("update_epochs", update_epochs, 1),
             "hidden_size": check_int("hidden_size", hidden_size, 1),
             "max_grad_norm": check_float("max_grad_norm", max_grad_norm, 0.0, low_open=True),
+            "teacher_sampled": teacher_sampled,
         }
         n_actions = self.discrete_actions()
         obs_dim = int(envs.single_observation_space.shape[0])
@@ -95,7 +100,8 @@ class QECStudent(Agent):
         self._teacher_view = ""
 
     def teacher_policy(self) -> Any:
-        """The teacher as a greedy :class:`physrl.training.checkpoint.Policy` on its own view (loaded once)."""
+        """The teacher as a :class:`physrl.training.checkpoint.Policy` on its own view, greedy unless
+        ``teacher_sampled`` (loaded once)."""
         if self._teacher is None:
             from physrl.training.checkpoint import load_checkpoint, load_policy
 
@@ -111,13 +117,14 @@ class QECStudent(Agent):
             core = self.envs.core
             size = core.view(view).shape[1]
             self._teacher = load_policy(path, self.device, env_id=env_id,
+                                        deterministic=not self.hyperparameters["teacher_sampled"],
                                         observation_space=spaces.Box(-1.0, 1.0, (size,), np.float32),
                                         action_space=self.envs.single_action_space)
             self._teacher_view = view
         return self._teacher
 
     def _follow_teacher(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The teacher's greedy action on its view of the same sub-envs (``obs`` is the student's view)."""
+        """The teacher's action on its view of the same sub-envs (``obs`` is the student's view)."""
         teacher = self.teacher_policy()
         return teacher(self.envs.core.view(self._teacher_view)), {}
 

@@ -273,6 +273,20 @@ class QubitCore(BatchCore):
         flat = (coords * flip).permute(0, 3, 1, 2).reshape(self.num_envs, -1)
         return torch.cat([flat.clamp(-1.0, 1.0).to(torch.float32), bits.to(torch.float32)], dim=1)
 
+    def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, n_actions) bool: False for ``measure(q)`` where the ``"pairs"`` observation ``obs`` shows that
+        qubit q carries the logical X (bit q of v set), i.e. where the measurement would reveal the logical
+        state and end the episode; True for every other action. A state-aware policy can use it
+        (``DeepPolicyGradient(action_mask=True)``) so as never to try those measurements.
+        """
+        if self.obs_mode != "pairs":
+            raise ValueError(f"action_mask reads the v bits of obs_mode='pairs', got obs_mode={self.obs_mode!r}")
+        carries = obs[:, -self.n_qubits:] > 0.5
+        mask = torch.ones(obs.shape[0], self.single_action_space.n, dtype=torch.bool, device=obs.device)
+        measure = (self._m_qubit >= 0).nonzero().squeeze(1)
+        mask[:, measure] = ~carries[:, self._m_qubit[measure]]
+        return mask
+
     def measurement_view(self) -> torch.Tensor:
         """The student's observation (``obs_mode="measurements"``) of the current state, whatever ``obs_mode`` is.
 

@@ -297,3 +297,27 @@ def test_walker_optimum_policies():
     target = gym.make_vec("physrl/WalkerTarget-v0", num_envs=4000)
     mean = episode_returns(target, walker_target_optimum_policy, seed=0).mean().item()
     assert abs(mean - walker_target_optimum()) < 0.3
+
+
+def test_action_mask_keeps_the_policy_off_masked_actions_in_acting_and_updates():
+    """DeepPolicyGradient(action_mask=True) on the QEC pairs view never samples a revealing measurement, so no
+    episode ends early; its greedy and sampled actions respect the mask; bad uses are refused by name."""
+    envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=16, obs_mode="pairs", max_steps=20)
+    agent = DeepPolicyGradient(envs, seed=0, num_steps=21, action_mask=True, ent_coef=0.5)
+    for _ in range(3):
+        stats = agent.learn_iteration()
+        assert stats["episodic_length"] == [20] * 16   # truncated, never terminated by a measurement
+    obs, _ = envs.reset(seed=1)
+    for _ in range(20):
+        mask = envs.core.action_mask(obs)
+        for deterministic in (True, False):
+            actions = agent.act(obs, deterministic=deterministic)
+            assert bool(mask[torch.arange(16), actions].all())
+        obs, *_ = envs.step(agent.act(obs, deterministic=False))
+    with pytest.raises(ValueError, match="action_mask"):
+        DeepPolicyGradient(gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3), action_mask=True)
+    with pytest.raises(ValueError, match="obs_mode='pairs'"):
+        DeepPolicyGradient(gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, obs_mode="state"),
+                           action_mask=True)
+    with pytest.raises(TypeError, match="action_mask"):
+        DeepPolicyGradient(envs, action_mask="yes")

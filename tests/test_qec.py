@@ -263,3 +263,29 @@ def test_explicit_connectivity_lists_the_coupled_pairs():
 def test_bad_explicit_connectivity_is_refused(connectivity):
     with pytest.raises(ValueError, match="connectivity must be one of"):
         gym.make(ENV_ID, connectivity=connectivity)
+
+
+def test_action_mask_rules_out_exactly_the_measurements_that_reveal_the_state():
+    """On the pairs view, measure(q) is masked iff qubit q carries the logical X: over random play every
+    masked measurement ends the episode (−0.1) and no allowed one does; other actions are always allowed."""
+    envs = QubitErrorCorrectionVectorEnv(num_envs=64, t_dec=100.0, obs_mode="pairs")
+    obs, _ = envs.reset(seed=0)
+    measure = torch.tensor([name.startswith("measure") for name in envs.action_names])
+    generator = torch.Generator().manual_seed(0)
+    fresh = torch.ones(64, dtype=torch.bool)   # this step acts (not the autoreset step after an ending)
+    counts = [0, 0]
+    for _ in range(200):
+        mask = envs.core.action_mask(obs)
+        assert bool(mask[:, ~measure].all())
+        actions = torch.randint(0, len(measure), (64,), generator=generator)
+        allowed = mask[torch.arange(64), actions]
+        obs, reward, terminated, truncated, _ = envs.step(actions)
+        measured = measure[actions] & fresh
+        assert bool(terminated[measured & ~allowed].all()) and not bool(terminated[measured & allowed].any())
+        assert bool((reward[measured & ~allowed] == -0.1).all())
+        counts[0] += int((measured & ~allowed).sum())
+        counts[1] += int((measured & allowed).sum())
+        fresh = ~(terminated | truncated)
+    assert min(counts) > 100
+    with pytest.raises(ValueError, match="obs_mode='pairs'"):
+        QubitErrorCorrectionVectorEnv(num_envs=2, obs_mode="state").core.action_mask(torch.zeros(2, 2048))

@@ -88,6 +88,11 @@ def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp
     envs = gym.make_vec(QEC, num_envs=8, obs_mode="pairs", **SMALL)
     obs, _ = envs.reset(seed=0)
     assert torch.equal(student.teacher_policy()(obs), load_policy(pairs_teacher)(obs))
+    sampling = QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), teacher=str(pairs_teacher), teacher_sampled=True)
+    wide = gym.make_vec(QEC, num_envs=256, obs_mode="pairs", **SMALL).reset(seed=0)[0]
+    assert not torch.equal(sampling.teacher_policy()(wide), load_policy(pairs_teacher)(wide))  # a barely trained teacher
+    with pytest.raises(TypeError, match="teacher_sampled"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(pairs_teacher), teacher_sampled="yes")
     blind = train(QEC, "deep-pg", num_envs=4, total_steps=4 * 21, env_kwargs=SMALL, logdir=tmp_path / "blind",
                   progress=False)
     with pytest.raises(ValueError, match="obs_mode='state' or 'pairs'"):
