@@ -7,9 +7,10 @@ Every iteration the teacher acts (greedily, or sampled with ``teacher_sampled=Tr
 the same sub-envs (:meth:`physrl.envs.qec.QubitCore.view` with the teacher's ``obs_mode``), the
 student reads their measurement view, and the GRU, unrolled over the batch, is trained by
 cross-entropy on the teacher's actions (``update_epochs`` gradient steps per batch of ``num_steps``
-steps, the GRU state carried from one batch to the next; the few encoding steps at an episode's start are rare, and learning them needs many
-gradient steps per sample; the loss and the accuracy are logged as
-``losses/imitation`` and ``losses/agreement``; ``charts/episodic_return`` is the teacher's).
+steps, the GRU state carried from one batch to the next; the few encoding steps at an episode's
+start are rare, and learning them needs many gradient steps per sample; the loss and the accuracy
+are logged as ``losses/imitation`` and ``losses/agreement``; ``charts/episodic_return`` is the
+teacher's).
 
 Hidden state: the GRU state is reset wherever the observation is all zeros, which the env returns
 exactly at an episode's first step. :meth:`QECStudent.act` (used by ``load_policy``) keeps one
@@ -28,18 +29,19 @@ from torch import nn
 
 from physrl.agents.base import Agent, check_float, check_int, with_seed
 from physrl.agents.networks import CategoricalHead, init_layer
-from physrl.agents.rollout import masked_mean
+from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.envs.core import VectorEnv
 from physrl.envs.qec import QubitCore
 
 
 class RecurrentPolicy(nn.Module):
-    """A GRU cell over the observations, then a linear layer to the action logits."""
+    """A GRU cell over the observations, then linear layers to the action logits and to a value."""
 
     def __init__(self, obs_dim: int, n_actions: int, hidden_size: int) -> None:
         super().__init__()
         self.cell = nn.GRUCell(obs_dim, hidden_size)
         self.out = init_layer(nn.Linear(hidden_size, n_actions), 0.01)
+        self.value = init_layer(nn.Linear(hidden_size, 1), 1.0)
         self.hidden_size = hidden_size
 
     def step(self, obs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -48,13 +50,15 @@ class RecurrentPolicy(nn.Module):
         hidden = self.cell(obs, hidden)
         return self.out(hidden), hidden
 
-    def unroll(self, obs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (T, B, n_actions) over observations (T, B, obs_dim) from ``hidden`` (B, H), and the last hidden state."""
-        logits = []
+    def unroll(self, obs: torch.Tensor, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits (T, B, n_actions) and hidden states (T, B, H) over observations (T, B, obs_dim) from
+        ``hidden`` (B, H), and the last hidden state."""
+        logits, states = [], []
         for t in range(obs.shape[0]):
             out, hidden = self.step(obs[t], hidden)
             logits.append(out)
-        return torch.stack(logits), hidden
+            states.append(hidden)
+        return torch.stack(logits), torch.stack(states), hidden
 
 
 class QECStudent(Agent):
@@ -64,13 +68,30 @@ class QECStudent(Agent):
     checkpoint file or run folder of a policy on ``obs_mode="state"`` or ``"pairs"`` with the same
     other options)
     is loaded at the first :meth:`learn_iteration`, so that loading a trained student needs no teacher.
-    ``teacher_sampled=True`` imitates the teacher's sampled actions instead of its greedy ones (for a
-    teacher whose strength lies in its stochastic policy); evaluate such a student sampled too.
+    ``teacher_sampled=True`` (a ``deep-pg`` teacher) lets the teacher act by sampling and trains the
+    student on the teacher's whole action distribution (cross-entropy with its probabilities, i.e.
+    policy distillation) instead of its greedy actions, for a teacher whose strength lies in its
+    stochastic policy; evaluate such a student sampled too.
+
+    ``refine_after`` (default None: imitation only) switches to policy-gradient refinement after that
+    many env steps: the student then acts itself (sampled) and takes one advantage actor-critic step
+    per batch on the env's reward (GAE(λ = 0.95) with discount ``gamma``, a value head on the GRU
+    state, learning rate ``refine_learning_rate``), so that what imitation left to chance (a rare
+    revealing measurement, which costs −0.1 and the rest of the episode) is trained away. With
+    ``refine_after`` set, the imitation phase also fits the value head to the teacher's returns, so
+    that the critic starts warm.
+
+    ``mask_revealing=True`` (``hadamard=False``) never lets the student choose a measurement of a qubit
+    that carries the logical X. Which qubits those are depends only on the gates applied (v ↦ M⁻¹v ⊕ M⁻¹0
+    under each gate, see :func:`~physrl.envs.kernels.qubits.pair_permutation`), so the student tracks
+    it in software from its own actions, as an experiment knows its own circuit; it is the same rule
+    as the teacher's ``action_mask``, which imitation alone only makes rare.
     """
 
     def __init__(self, envs: VectorEnv, seed: int = 0, teacher: str = "", learning_rate: float = 3e-3,
                  num_steps: int | None = 50, update_epochs: int = 20, hidden_size: int = 64,
-                 max_grad_norm: float = 1.0, teacher_sampled: bool = False) -> None:
+                 max_grad_norm: float = 1.0, teacher_sampled: bool = False, refine_after: int | None = None,
+                 refine_learning_rate: float = 1e-4, gamma: float = 0.995, mask_revealing: bool = False) -> None:
         super().__init__(envs, seed)
         core = getattr(envs, "core", None)
         if not isinstance(core, QubitCore) or core.obs_mode != "measurements":
@@ -78,8 +99,11 @@ class QECStudent(Agent):
                              "(its own view); the teacher sees the same envs' state view")
         if not isinstance(teacher, str):
             raise TypeError(f"teacher must be the path of a checkpoint (str), got {teacher!r}")
-        if not isinstance(teacher_sampled, bool):
-            raise TypeError(f"teacher_sampled must be a bool, got {teacher_sampled!r}")
+        for name, flag in (("teacher_sampled", teacher_sampled), ("mask_revealing", mask_revealing)):
+            if not isinstance(flag, bool):
+                raise TypeError(f"{name} must be a bool, got {flag!r}")
+        if mask_revealing and not core.pair_form:
+            raise ValueError("mask_revealing=True tracks the pair form's v, so it needs hadamard=False")
         self.hyperparameters = {
             "teacher": teacher,
             "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
@@ -88,6 +112,10 @@ class QECStudent(Agent):
             "hidden_size": check_int("hidden_size", hidden_size, 1),
             "max_grad_norm": check_float("max_grad_norm", max_grad_norm, 0.0, low_open=True),
             "teacher_sampled": teacher_sampled,
+            "refine_after": None if refine_after is None else check_int("refine_after", refine_after, 0),
+            "refine_learning_rate": check_float("refine_learning_rate", refine_learning_rate, 0.0, low_open=True),
+            "gamma": check_float("gamma", gamma, 0.0, 1.0),
+            "mask_revealing": mask_revealing,
         }
         n_actions = self.discrete_actions()
         obs_dim = int(envs.single_observation_space.shape[0])
@@ -98,12 +126,22 @@ class QECStudent(Agent):
         self._act_hidden = torch.zeros(0, hidden_size, device=self.device)
         self._teacher: Any = None
         self._teacher_view = ""
+        self._value_scale = max(1.0 - self.hyperparameters["gamma"], 1e-3)
+        if mask_revealing:
+            self._shift_table = core._pair_tables["shift"]   # (n_actions, d): v after each action
+            bits = (torch.arange(2**core.n_qubits, device=self.device)[None, :]
+                    >> (core.n_qubits - 1 - core._m_qubit.clamp(min=0))[:, None]) & 1
+            self._reveals = (core._m_qubit >= 0)[:, None] & (bits == 1)   # (n_actions, d)
+        self.shift = torch.full((envs.num_envs,), core._initial_shift if core.pair_form else 0,
+                                dtype=torch.int64, device=self.device)
+        self._act_shift = self.shift[:0]
 
     def teacher_policy(self) -> Any:
-        """The teacher as a :class:`physrl.training.checkpoint.Policy` on its own view, greedy unless
-        ``teacher_sampled`` (loaded once)."""
+        """The teacher on its own view (loaded once): a greedy :class:`physrl.training.checkpoint.Policy`, or
+        with ``teacher_sampled`` a ``deep-pg`` agent, whose action probabilities the student learns."""
         if self._teacher is None:
-            from physrl.training.checkpoint import load_checkpoint, load_policy
+            from physrl.agents.deep_pg import DeepPolicyGradient
+            from physrl.training.checkpoint import load_checkpoint, load_policy, make_envs
 
             path = self.hyperparameters["teacher"]
             if not path:
@@ -114,50 +152,151 @@ class QECStudent(Agent):
             if view not in ("state", "pairs"):
                 raise ValueError(f"the teacher {path!r} was trained on obs_mode={view!r}; a teacher needs "
                                  "obs_mode='state' or 'pairs'")
-            core = self.envs.core
-            size = core.view(view).shape[1]
-            self._teacher = load_policy(path, self.device, env_id=env_id,
-                                        deterministic=not self.hyperparameters["teacher_sampled"],
-                                        observation_space=spaces.Box(-1.0, 1.0, (size,), np.float32),
-                                        action_space=self.envs.single_action_space)
+            spaces_of_teacher = {"observation_space": spaces.Box(-1.0, 1.0, (self.envs.core.view(view).shape[1],),
+                                                                 np.float32),
+                                 "action_space": self.envs.single_action_space}
+            if self.hyperparameters["teacher_sampled"]:
+                checkpoint = load_checkpoint(path, env_id, **spaces_of_teacher)
+                config = checkpoint["config"]
+                if config["agent"] != "deep-pg":
+                    raise ValueError(f"teacher_sampled=True needs a deep-pg teacher (its action probabilities), "
+                                     f"got {config['agent']!r}")
+                teacher = DeepPolicyGradient(make_envs(config, 1, self.device), seed=config["seed"],
+                                             **config["hyperparameters"])
+                teacher.load_state_dict(checkpoint["state"])
+                self._teacher = teacher
+            else:
+                self._teacher = load_policy(path, self.device, env_id=env_id, **spaces_of_teacher)
             self._teacher_view = view
         return self._teacher
 
     def _follow_teacher(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The teacher's action on its view of the same sub-envs (``obs`` is the student's view)."""
+        """The teacher's action on its view of the same sub-envs (``obs`` is the student's view); sampled,
+        with the teacher's probabilities as extras, when ``teacher_sampled``."""
         teacher = self.teacher_policy()
-        return teacher(self.envs.core.view(self._teacher_view)), {}
+        view = self.envs.core.view(self._teacher_view)
+        if not self.hyperparameters["teacher_sampled"]:
+            return teacher(view), {}
+        with torch.no_grad():
+            probabilities = torch.softmax(teacher.policy_output(view), dim=-1)
+        action = torch.multinomial(probabilities, 1, generator=self.generator).squeeze(1)
+        return action, {"teacher_probabilities": probabilities}
+
+    def _explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The student's own sampled action (refinement), carrying the GRU state of every sub-env."""
+        with torch.no_grad():
+            logits, self.hidden = self.model.step(obs, self.hidden)
+            logits, _ = self._masked(logits[None], obs[None], None, self.shift)
+            action = self.head.sample(logits[0], self.generator)[0]
+            _, self.shift = self._masked(logits, obs[None], action[None], self.shift)
+            return action, {}
 
     def learn_iteration(self) -> dict[str, Any]:
         hp = self.hyperparameters
+        if hp["refine_after"] is not None and self.global_step >= hp["refine_after"]:
+            return self._refine()
         batch = self.rollout.collect(hp["num_steps"], self._follow_teacher)
         self.global_step += batch.rewards.numel()
         for _ in range(hp["update_epochs"]):
-            logits, last = self.model.unroll(batch.obs, self.hidden)
-            log_p, _ = self.head.log_prob_entropy(logits, batch.actions)
-            loss = -masked_mean(log_p, batch.valid)
+            logits, states, last = self.model.unroll(batch.obs, self.hidden)
+            logits, shift = self._masked(logits, batch.obs, batch.actions, self.shift)
+            if "teacher_probabilities" in batch.extras:  # distillation: cross-entropy with the teacher's policy
+                log_q = torch.log_softmax(logits, dim=-1)
+                loss = -masked_mean((batch.extras["teacher_probabilities"] * log_q).sum(-1), batch.valid)
+            else:
+                log_p, _ = self.head.log_prob_entropy(logits, batch.actions)
+                loss = -masked_mean(log_p, batch.valid)
+            if hp["refine_after"] is not None:  # warm up the critic on the teacher's returns
+                values = self._values(states)
+                _, targets = self._advantages(batch, values, last)
+                loss = loss + self._value_loss(values, targets, batch.valid)
             self.optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
             self.optimizer.step()
         self.hidden = last.detach()
+        self.shift = shift
         agreement = masked_mean((logits.argmax(-1) == batch.actions).float(), batch.valid)
         return {**batch.episode_stats(), "losses/imitation": float(loss.detach()), "losses/agreement": float(agreement)}
+
+    def _masked(self, logits: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor | None,
+                shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (T, B, A) with revealing measurements at −10⁹ (``mask_revealing``), tracking v (B,) along
+        observations (T, B, ·) and ``actions`` (T, B); the v after the last action (unchanged without a mask)."""
+        if not self.hyperparameters["mask_revealing"]:
+            return logits, shift
+        out = []
+        for t in range(obs.shape[0]):
+            shift = torch.where((obs[t] != 0).any(1), shift, self.envs.core._initial_shift)  # a new episode
+            out.append(logits[t].masked_fill(self._reveals.T[shift], -1e9))
+            if actions is not None:
+                shift = self._shift_table[actions[t], shift]
+        return torch.stack(out), shift
+
+    def _values(self, states: torch.Tensor) -> torch.Tensor:
+        """V from GRU states: a linear read-out of the policy's features (no gradient into the GRU, so the
+        critic never disturbs the imitated policy) that predicts V·(1 − γ), a number of order one."""
+        return self.model.value(states.detach()).squeeze(-1) / self._value_scale
+
+    def _value_loss(self, values: torch.Tensor, targets: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+        return 0.5 * masked_mean(((values - targets) * self._value_scale) ** 2, valid)
+
+    def _advantages(self, batch: Batch, values: torch.Tensor, last: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """GAE(0.95) advantages and value targets (T, B) of a batch, bootstrapped from the GRU state ``last``
+        after it (no gradient)."""
+        with torch.no_grad():
+            _, following = self.model.step(batch.last_obs, last)
+            last_value = self._values(following)
+            advantages = gae(batch.rewards, values.detach(), batch.dones, last_value,
+                             self.hyperparameters["gamma"], 0.95)
+        return advantages, advantages + values.detach()
+
+    def _refine(self) -> dict[str, Any]:
+        """One advantage actor-critic step on a batch of the student's own sampled actions."""
+        hp = self.hyperparameters
+        for group in self.optimizer.param_groups:
+            group["lr"] = hp["refine_learning_rate"]
+        start, start_shift = self.hidden, self.shift
+        batch = self.rollout.collect(hp["num_steps"], self._explore)
+        self.global_step += batch.rewards.numel()
+        logits, states, last = self.model.unroll(batch.obs, start)
+        logits, _ = self._masked(logits, batch.obs, batch.actions, start_shift)
+        values = self._values(states)
+        advantages, targets = self._advantages(batch, values, last)
+        with torch.no_grad():
+            mean = masked_mean(advantages, batch.valid)
+            advantages = (advantages - mean) / (masked_mean((advantages - mean) ** 2, batch.valid).sqrt() + 1e-8)
+        log_p, entropy = self.head.log_prob_entropy(logits, batch.actions)
+        policy_loss = -masked_mean(advantages * log_p, batch.valid)
+        value_loss = self._value_loss(values, targets, batch.valid)
+        self.optimizer.zero_grad()
+        (policy_loss + value_loss).backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+        self.optimizer.step()
+        return {**batch.episode_stats(), "losses/policy_loss": float(policy_loss.detach()),
+                "losses/value_loss": float(value_loss.detach()),
+                "losses/entropy": float(masked_mean(entropy.detach(), batch.valid))}
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         """Actions for one step of a batch of sub-envs, carrying each sub-env's hidden state to the next call."""
         obs = obs.to(self.device, torch.float32)
         if self._act_hidden.shape[0] != obs.shape[0]:
             self._act_hidden = torch.zeros(obs.shape[0], self.model.hidden_size, device=self.device)
+            self._act_shift = torch.zeros(obs.shape[0], dtype=torch.int64, device=self.device)
         with torch.no_grad():
             logits, self._act_hidden = self.model.step(obs, self._act_hidden)
-            return self.head.mode(logits) if deterministic else self.head.sample(logits, self.generator)[0]
+            logits, _ = self._masked(logits[None], obs[None], None, self._act_shift)
+            action = self.head.mode(logits[0]) if deterministic else self.head.sample(logits[0], self.generator)[0]
+            _, self._act_shift = self._masked(logits, obs[None], action[None], self._act_shift)
+            return action
 
     def _state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "hidden": self.hidden}
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "hidden": self.hidden,
+                "shift": self.shift}
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         if state["hidden"].shape == self.hidden.shape:
             self.hidden = state["hidden"].to(self.device)
+            self.shift = state["shift"].to(self.device)

@@ -90,10 +90,52 @@ def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp
     assert torch.equal(student.teacher_policy()(obs), load_policy(pairs_teacher)(obs))
     sampling = QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), teacher=str(pairs_teacher), teacher_sampled=True)
     wide = gym.make_vec(QEC, num_envs=256, obs_mode="pairs", **SMALL).reset(seed=0)[0]
-    assert not torch.equal(sampling.teacher_policy()(wide), load_policy(pairs_teacher)(wide))  # a barely trained teacher
+    greedy = load_policy(pairs_teacher)(wide)
+    assert torch.equal(sampling.teacher_policy().act(wide), greedy)   # the same teacher
+    sampled, extras = sampling._follow_teacher(torch.zeros(8, 1))
+    assert sampled.shape == (8,) and torch.allclose(extras["teacher_probabilities"].sum(-1), torch.ones(8))
+    assert "losses/imitation" in sampling.learn_iteration()
     with pytest.raises(TypeError, match="teacher_sampled"):
         QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(pairs_teacher), teacher_sampled="yes")
     blind = train(QEC, "deep-pg", num_envs=4, total_steps=4 * 21, env_kwargs=SMALL, logdir=tmp_path / "blind",
                   progress=False)
     with pytest.raises(ValueError, match="obs_mode='state' or 'pairs'"):
         QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(blind)).learn_iteration()
+
+
+def test_policy_gradient_refinement_teaches_the_student_to_avoid_revealing_measurements(teacher):
+    """After refine_after env steps the student acts itself and learns from the reward: from a fresh GRU
+    (refine_after=0), episodes that a revealing measurement cut short grow longer; the switch is logged."""
+    envs = gym.make_vec(QEC, num_envs=32, n_qubits=3, max_steps=20)
+    student = QECStudent(envs, seed=0, refine_after=0, num_steps=21, refine_learning_rate=3e-3)
+    lengths = []
+    for _ in range(80):
+        stats = student.learn_iteration()
+        assert "losses/policy_loss" in stats and "losses/imitation" not in stats
+        lengths.append(sum(stats["episodic_length"]) / len(stats["episodic_length"]))
+    assert sum(lengths[-10:]) > 1.5 * sum(lengths[:10])
+    switching = QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), teacher=str(teacher), refine_after=4 * 21)
+    assert "losses/imitation" in switching.learn_iteration()
+    assert "losses/policy_loss" in switching.learn_iteration()
+    with pytest.raises(ValueError, match="refine_after"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), refine_after=-1)
+    with pytest.raises(ValueError, match="gamma"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), gamma=1.5)
+
+
+def test_mask_revealing_tracks_the_logical_x_from_the_students_own_gates(teacher):
+    """The student's software copy of v (which qubits carry the logical X) follows the core's through
+    gates and episode boundaries, and a masked student never makes a revealing measurement."""
+    envs = gym.make_vec(QEC, num_envs=16, **SMALL)
+    student = QECStudent(envs, seed=0, teacher=str(teacher), mask_revealing=True, num_steps=13)
+    for _ in range(4):   # 52 steps: across two episode boundaries
+        student.learn_iteration()
+        assert torch.equal(student.shift, envs.core.shift)
+    fresh = QECStudent(gym.make_vec(QEC, num_envs=64, **SMALL), seed=1, mask_revealing=True)
+    play = gym.make_vec(QEC, num_envs=64, **SMALL)
+    obs, _ = play.reset(seed=0)
+    for _ in range(20):   # an untrained GRU samples measurements often, but never a revealing one
+        obs, reward, terminated, truncated, _ = play.step(fresh.act(obs, deterministic=False))
+        assert not bool(terminated.any())
+    with pytest.raises(ValueError, match="hadamard=False"):
+        QECStudent(gym.make_vec(QEC, num_envs=2, hadamard=True, **SMALL), mask_revealing=True)
