@@ -127,12 +127,7 @@ class QECStudent(Agent):
         self._teacher: Any = None
         self._teacher_view = ""
         self._value_scale = max(1.0 - self.hyperparameters["gamma"], 1e-3)
-        if mask_revealing:
-            self._shift_table = core._pair_tables["shift"]   # (n_actions, d): v after each action
-            bits = (torch.arange(2**core.n_qubits, device=self.device)[None, :]
-                    >> (core.n_qubits - 1 - core._m_qubit.clamp(min=0))[:, None]) & 1
-            self._reveals = (core._m_qubit >= 0)[:, None] & (bits == 1)   # (n_actions, d)
-        self.shift = torch.full((envs.num_envs,), core._initial_shift if core.pair_form else 0,
+        self.shift = torch.full((envs.num_envs,), core.initial_shift if core.pair_form else 0,
                                 dtype=torch.int64, device=self.device)
         self._act_shift = self.shift[:0]
 
@@ -225,12 +220,12 @@ class QECStudent(Agent):
         observations (T, B, ·) and ``actions`` (T, B); the v after the last action (unchanged without a mask)."""
         if not self.hyperparameters["mask_revealing"]:
             return logits, shift
-        out = []
+        core, out = self.envs.core, []
         for t in range(obs.shape[0]):
-            shift = torch.where((obs[t] != 0).any(1), shift, self.envs.core._initial_shift)  # a new episode
-            out.append(logits[t].masked_fill(self._reveals.T[shift], -1e9))
+            shift = torch.where((obs[t] != 0).any(1), shift, core.initial_shift)  # a new episode
+            out.append(logits[t].masked_fill(core.revealing(shift), -1e9))
             if actions is not None:
-                shift = self._shift_table[actions[t], shift]
+                shift = core.shift_after(actions[t], shift)
         return torch.stack(out), shift
 
     def _values(self, states: torch.Tensor) -> torch.Tensor:

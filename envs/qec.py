@@ -172,8 +172,8 @@ class QubitCore(BatchCore):
         self._initial = initial_channel(n, dev)
         self.pair_form = not self.hadamard
         if self.pair_form:
-            self._initial_shift = 1 << (n - 1)
-            self._initial_pairs = K.to_pairs(self._initial[None], torch.tensor([self._initial_shift], device=dev), n)[0]
+            self.initial_shift = 1 << (n - 1)
+            self._initial_pairs = K.to_pairs(self._initial[None], torch.tensor([self.initial_shift], device=dev), n)[0]
             gates = [K.pair_permutation(n, tuple(p.tolist()), dev) for p in perms]
             flips = [K.pair_permutation(n, tuple(K.x_permutation(n, q).tolist()), dev) for q in range(n)]
             rep = K.pair_representatives(n, dev)
@@ -184,8 +184,10 @@ class QubitCore(BatchCore):
                 "flip_sign": torch.stack([f[2] for f in flips]),
                 "dephase": self._factor[rep, rep ^ torch.arange(d, device=dev)[:, None]]}
             self._slot, self._partner = K.pair_slots(n, dev)
+            carried = (torch.arange(d, device=dev)[:, None] >> (n - 1 - self._m_qubit.clamp(min=0))[None, :]) & 1
+            self._reveals = (self._m_qubit >= 0)[None, :] & (carried == 1)  # (d, n_actions), indexed by v
             self.pairs = self._initial_pairs.expand(self.num_envs, -1, -1, -1).clone()
-            self.shift = torch.full((self.num_envs,), self._initial_shift, dtype=torch.int64, device=dev)
+            self.shift = torch.full((self.num_envs,), self.initial_shift, dtype=torch.int64, device=dev)
         else:
             self.dense = self._initial.expand(self.num_envs, -1, -1, -1).clone()
         self.recoverable = torch.ones(self.num_envs, dtype=torch.float64, device=dev)
@@ -225,7 +227,7 @@ class QubitCore(BatchCore):
     def reset_envs(self, index: torch.Tensor) -> None:
         if self.pair_form:
             self.pairs[index] = self._initial_pairs
-            self.shift[index] = self._initial_shift
+            self.shift[index] = self.initial_shift
         else:
             self.dense[index] = self._initial
         self.recoverable[index] = 1.0
@@ -281,11 +283,18 @@ class QubitCore(BatchCore):
         """
         if self.obs_mode != "pairs":
             raise ValueError(f"action_mask reads the v bits of obs_mode='pairs', got obs_mode={self.obs_mode!r}")
-        carries = obs[:, -self.n_qubits:] > 0.5
-        mask = torch.ones(obs.shape[0], self.single_action_space.n, dtype=torch.bool, device=obs.device)
-        measure = (self._m_qubit >= 0).nonzero().squeeze(1)
-        mask[:, measure] = ~carries[:, self._m_qubit[measure]]
-        return mask
+        weights = 1 << torch.arange(self.n_qubits - 1, -1, -1, device=obs.device)
+        shift = ((obs[:, -self.n_qubits:] > 0.5).long() * weights).sum(1)
+        return ~self.revealing(shift)
+
+    def revealing(self, shift: torch.Tensor) -> torch.Tensor:
+        """(B, n_actions) bool: the measurements that would reveal the logical state when the logical X
+        sits on the qubits of v = ``shift`` (B,) (pair form): measure(q) with bit q of v set."""
+        return self._reveals[shift]
+
+    def shift_after(self, actions: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """v after ``actions`` (B,) from v = ``shift`` (B,): it depends only on the gates (pair form)."""
+        return self._pair_tables["shift"][actions, shift]
 
     def measurement_view(self) -> torch.Tensor:
         """The student's observation (``obs_mode="measurements"``) of the current state, whatever ``obs_mode`` is.
