@@ -428,7 +428,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
     parser.add_argument("--env", metavar="ID", help="registered env id, e.g. physrl/TreasureMaze-v0")
     parser.add_argument("--agent", metavar="NAME",
-                        help="tabular-pg, deep-pg, q-learning, dqn (ours) or sb3-ppo, sb3-a2c, sb3-dqn")
+                        help="tabular-pg, deep-pg, q-learning, dqn, qec-student (ours) or sb3-ppo, sb3-a2c, sb3-dqn")
     parser.add_argument("--num-envs", type=int, metavar="N", help=f"parallel envs (default {DEFAULTS['num_envs']})")
     parser.add_argument("--device", metavar="D", help="torch device for envs and agent (default cpu)")
     parser.add_argument("--total-steps", type=int, metavar="S",
