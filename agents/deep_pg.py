@@ -112,27 +112,10 @@ class DeepPolicyGradient(Agent):
         if hp["num_minibatches"] > hp["num_steps"] * envs.num_envs:
             raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
                              f"{hp['num_steps'] * envs.num_envs}, got {num_minibatches}")
-        if hp["log_std_final"] is None:
-            if hp["log_std_anneal_steps"] is not None:
-                raise ValueError(f"log_std_anneal_steps={log_std_anneal_steps} needs log_std_final "
-                                 "(the end of the schedule)")
-        else:
-            if not isinstance(envs.single_action_space, spaces.Box):
-                raise ValueError(f"log_std_final needs a Box action space (a Gaussian head), "
-                                 f"got {envs.single_action_space}")
-            if hp["log_std_anneal_steps"] is None:
-                if hp["lr_anneal_steps"] is None:
-                    raise ValueError(f"log_std_final={log_std_final} needs log_std_anneal_steps or lr_anneal_steps "
-                                     "(the number of env steps the schedule lasts)")
-                hp["log_std_anneal_steps"] = hp["lr_anneal_steps"]
-        if hp["ent_coef_final"] is None:
-            if hp["ent_anneal_steps"] is not None:
-                raise ValueError(f"ent_anneal_steps={ent_anneal_steps} needs ent_coef_final (the end of the schedule)")
-        elif hp["ent_anneal_steps"] is None:
-            if hp["lr_anneal_steps"] is None:
-                raise ValueError(f"ent_coef_final={ent_coef_final} needs ent_anneal_steps or lr_anneal_steps "
-                                 "(the number of env steps the schedule lasts)")
-            hp["ent_anneal_steps"] = hp["lr_anneal_steps"]
+        if hp["log_std_final"] is not None and not isinstance(envs.single_action_space, spaces.Box):
+            raise ValueError(f"log_std_final needs a Box action space (a Gaussian head), got {envs.single_action_space}")
+        complete_schedule(hp, "log_std_final", "log_std_anneal_steps")
+        complete_schedule(hp, "ent_coef_final", "ent_anneal_steps")
         self.hyperparameters = hp
         obs_space = envs.single_observation_space
 
@@ -148,19 +131,21 @@ class DeepPolicyGradient(Agent):
         self.head, self.actor, self.critic = head, actor, critic
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp["learning_rate"], eps=1e-5)
 
+    def _scheduled(self, start: str, final: str, steps: str) -> float:
+        """Hyperparameter ``start`` moved linearly to ``final`` over ``steps`` env steps, at ``global_step``."""
+        hp = self.hyperparameters
+        if hp[final] is None:
+            return hp[start]
+        progress = min(1.0, self.global_step / hp[steps])
+        return hp[start] + (hp[final] - hp[start]) * progress
+
     def log_std_ceiling(self) -> float:
         """The ceiling of the log-std (``log_std_final`` schedule) at the current ``global_step``."""
-        hp = self.hyperparameters
-        progress = min(1.0, self.global_step / hp["log_std_anneal_steps"])
-        return hp["log_std_init"] + (hp["log_std_final"] - hp["log_std_init"]) * progress
+        return self._scheduled("log_std_init", "log_std_final", "log_std_anneal_steps")
 
     def entropy_coefficient(self) -> float:
         """The entropy coefficient (``ent_coef``, or its ``ent_coef_final`` schedule) at the current ``global_step``."""
-        hp = self.hyperparameters
-        if hp["ent_coef_final"] is None:
-            return hp["ent_coef"]
-        progress = min(1.0, self.global_step / hp["ent_anneal_steps"])
-        return hp["ent_coef"] + (hp["ent_coef_final"] - hp["ent_coef"]) * progress
+        return self._scheduled("ent_coef", "ent_coef_final", "ent_anneal_steps")
 
     def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
         """The actor's output for ``obs``, with the logits of masked actions at −10⁹ (``action_mask``)."""
@@ -275,6 +260,19 @@ class DeepPolicyGradient(Agent):
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+
+
+def complete_schedule(hp: dict[str, Any], final: str, steps: str) -> None:
+    """Check the pair (``final``, ``steps``) of a linear schedule in ``hp``; ``steps`` defaults to
+    ``lr_anneal_steps``. A clear ValueError names what is missing."""
+    if hp[final] is None:
+        if hp[steps] is not None:
+            raise ValueError(f"{steps}={hp[steps]} needs {final} (the end of the schedule)")
+    elif hp[steps] is None:
+        if hp["lr_anneal_steps"] is None:
+            raise ValueError(f"{final}={hp[final]} needs {steps} or lr_anneal_steps "
+                             "(the number of env steps the schedule lasts)")
+        hp[steps] = hp["lr_anneal_steps"]
 
 
 def whole_episode_returns(batch: Batch) -> torch.Tensor:
