@@ -135,8 +135,7 @@ class QECStudent(Agent):
         """The teacher on its own view (loaded once): a greedy :class:`physrl.training.checkpoint.Policy`, or
         with ``teacher_sampled`` a ``deep-pg`` agent, whose action probabilities the student learns."""
         if self._teacher is None:
-            from physrl.agents.deep_pg import DeepPolicyGradient
-            from physrl.training.checkpoint import load_checkpoint, load_policy, make_envs
+            from physrl.training.checkpoint import load_checkpoint, load_policy, restore_agent
 
             path = self.hyperparameters["teacher"]
             if not path:
@@ -156,10 +155,7 @@ class QECStudent(Agent):
                 if config["agent"] != "deep-pg":
                     raise ValueError(f"teacher_sampled=True needs a deep-pg teacher (its action probabilities), "
                                      f"got {config['agent']!r}")
-                teacher = DeepPolicyGradient(make_envs(config, 1, self.device), seed=config["seed"],
-                                             **config["hyperparameters"])
-                teacher.load_state_dict(checkpoint["state"])
-                self._teacher = teacher
+                self._teacher = restore_agent(checkpoint, self.device)
             else:
                 self._teacher = load_policy(path, self.device, env_id=env_id, **spaces_of_teacher)
             self._teacher_view = view
@@ -181,9 +177,9 @@ class QECStudent(Agent):
         """The student's own sampled action (refinement), carrying the GRU state of every sub-env."""
         with torch.no_grad():
             logits, self.hidden = self.model.step(obs, self.hidden)
-            logits, _ = self._masked(logits[None], obs[None], None, self.shift)
-            action = self.head.sample(logits[0], self.generator)[0]
-            _, self.shift = self._masked(logits, obs[None], action[None], self.shift)
+            logits, shift = self._mask_step(logits, obs, self.shift)
+            action = self.head.sample(logits, self.generator)[0]
+            self.shift = self._shift_after(action, shift)
             return action, {}
 
     def learn_iteration(self) -> dict[str, Any]:
@@ -214,18 +210,30 @@ class QECStudent(Agent):
         agreement = masked_mean((logits.argmax(-1) == batch.actions).float(), batch.valid)
         return {**batch.episode_stats(), "losses/imitation": float(loss.detach()), "losses/agreement": float(agreement)}
 
-    def _masked(self, logits: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor | None,
-                shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Logits (T, B, A) with revealing measurements at −10⁹ (``mask_revealing``), tracking v (B,) along
-        observations (T, B, ·) and ``actions`` (T, B); the v after the last action (unchanged without a mask)."""
+    def _mask_step(self, logits: torch.Tensor, obs: torch.Tensor, shift: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Logits (B, A) with revealing measurements at −10⁹ (``mask_revealing``; else as they are) and the
+        tracked v (B,), restarted where ``obs`` begins an episode (all zeros)."""
         if not self.hyperparameters["mask_revealing"]:
             return logits, shift
-        core, out = self.envs.core, []
+        shift = torch.where((obs != 0).any(1), shift, self.envs.core.initial_shift)
+        return logits.masked_fill(self.envs.core.revealing(shift), -1e9), shift
+
+    def _shift_after(self, actions: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """The tracked v after ``actions`` (unchanged without ``mask_revealing``)."""
+        return self.envs.core.shift_after(actions, shift) if self.hyperparameters["mask_revealing"] else shift
+
+    def _masked(self, logits: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
+                shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`_mask_step` along a batch: logits (T, B, A), observations (T, B, ·), ``actions`` (T, B) from
+        v = ``shift`` (B,); the masked logits and the v after the last action."""
+        if not self.hyperparameters["mask_revealing"]:
+            return logits, shift
+        out = []
         for t in range(obs.shape[0]):
-            shift = torch.where((obs[t] != 0).any(1), shift, core.initial_shift)  # a new episode
-            out.append(logits[t].masked_fill(core.revealing(shift), -1e9))
-            if actions is not None:
-                shift = core.shift_after(actions[t], shift)
+            masked, shift = self._mask_step(logits[t], obs[t], shift)
+            out.append(masked)
+            shift = self._shift_after(actions[t], shift)
         return torch.stack(out), shift
 
     def _values(self, states: torch.Tensor) -> torch.Tensor:
@@ -280,9 +288,9 @@ class QECStudent(Agent):
             self._act_shift = torch.zeros(obs.shape[0], dtype=torch.int64, device=self.device)
         with torch.no_grad():
             logits, self._act_hidden = self.model.step(obs, self._act_hidden)
-            logits, _ = self._masked(logits[None], obs[None], None, self._act_shift)
-            action = self.head.mode(logits[0]) if deterministic else self.head.sample(logits[0], self.generator)[0]
-            _, self._act_shift = self._masked(logits, obs[None], action[None], self._act_shift)
+            logits, shift = self._mask_step(logits, obs, self._act_shift)
+            action = self.head.mode(logits) if deterministic else self.head.sample(logits, self.generator)[0]
+            self._act_shift = self._shift_after(action, shift)
             return action
 
     def _state(self) -> dict[str, Any]:

@@ -121,6 +121,21 @@ def make_envs(config: dict[str, Any], num_envs: int, device: torch.device | str)
     return gym.make_vec(config["env_id"], num_envs=num_envs, device=device, **config["env_kwargs"])
 
 
+def restore_agent(checkpoint: dict[str, Any], device: torch.device | str) -> Any:
+    """One of our agents rebuilt from a loaded checkpoint (:func:`load_checkpoint`), on one sub-env of its
+    run's env on ``device``, with its trained state."""
+    from physrl.agents import AGENTS
+    from physrl.training import sb3
+
+    config = checkpoint["config"]
+    if config["agent"] not in AGENTS:
+        raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: "
+                         f"{sorted(AGENTS) + sorted(sb3.ALGORITHMS)}")
+    agent = AGENTS[config["agent"]](make_envs(config, 1, device), seed=config["seed"], **config["hyperparameters"])
+    agent.load_state_dict(checkpoint["state"])
+    return agent
+
+
 def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu", *,
                 deterministic: bool = True, env_id: str | None = None,
                 observation_space: spaces.Space | None = None, action_space: spaces.Space | None = None) -> Policy:
@@ -136,20 +151,14 @@ def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str =
 
     device = check_device(device)
     checkpoint = load_checkpoint(checkpoint_path, env_id, observation_space, action_space)
-    config, state = checkpoint["config"], checkpoint["state"]
+    config = checkpoint["config"]
     if config["agent"] in sb3.ALGORITHMS:
         envs = make_envs(config, 1, device)
-        act = sb3.load_policy_state(config["agent"], envs, config["hyperparameters"], state, device, deterministic)
+        act = sb3.load_policy_state(config["agent"], envs, config["hyperparameters"], checkpoint["state"], device,
+                                    deterministic)
         envs.close()
     else:
-        from physrl.agents import AGENTS
-
-        if config["agent"] not in AGENTS:
-            raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: "
-                             f"{sorted(AGENTS) + sorted(sb3.ALGORITHMS)}")
-        envs = make_envs(config, 1, device)
-        agent = AGENTS[config["agent"]](envs, seed=config["seed"], **config["hyperparameters"])
-        agent.load_state_dict(state)
+        agent = restore_agent(checkpoint, device)
 
         def act(observations: torch.Tensor) -> torch.Tensor:
             return agent.act(observations, deterministic=deterministic)
