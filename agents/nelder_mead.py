@@ -32,7 +32,7 @@ def nelder_mead_fidelity(target_n: int, restarts: int = 10, seed: int = 0, max_e
     """Best exact fidelity for the Fock state |target_n⟩ over ``restarts`` Nelder–Mead runs.
 
     Each run starts from uniform random actions in the box [−1, 1] and may use ``max_evaluations``
-    fidelity evaluations. ``env_options`` are OscillatorStatePrep options (``n_levels``, ``n_steps``,
+    fidelity evaluations. ``env_options`` are OscillatorStatePrep options (``n_levels``, ``max_steps``,
     ``snap_phases``, ``alpha_max``, ``control``). Returns (best fidelity, its actions (T, action size)).
     """
     restarts = check_int("restarts", restarts, 1)

@@ -27,7 +27,7 @@ ENVIRONMENTS: dict[str, tuple[str, str, str, dict[str, Any]]] = {
 def register_all() -> None:
     """Register every physrl environment with Gymnasium (idempotent).
 
-    The horizon is an environment option (``max_steps``, or ``n_steps`` for the oscillator), enforced
+    The horizon is an environment option (``max_steps``), enforced
     by the batched core as truncation, so no ``max_episode_steps`` is registered: the single and
     vector faces then truncate at exactly the same step.
     """

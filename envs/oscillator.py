@@ -1,7 +1,7 @@
 """Preparing non-classical oscillator states (V. V. Sivak et al., PRX 12, 011059 (2022); DESIGN §4.4).
 
 A harmonic oscillator truncated at ``n_levels`` Fock levels starts in vacuum and is driven for
-``n_steps`` = T steps; the agent then earns a single-shot reward for the prepared state.
+``max_steps`` = T steps; the agent then earns a single-shot reward for the prepared state.
 
 **Control.** ``control="snap_displacement"`` (default): the action is in [−1, 1]^(2+S), S =
 ``snap_phases``; α = α_max (a₀ + i a₁), θ_k = π a_{2+k} (θ_k = 0 for k ≥ S), and the step applies
@@ -47,6 +47,7 @@ default ``n_levels = 80`` is needed for that (40 levels reach a top-two populati
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -114,10 +115,14 @@ class OscillatorCore(BatchCore):
     render_modes = ("rgb_array",)
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", control: str = "snap_displacement",
-                 n_levels: int = 80, n_steps: int = 5, snap_phases: int | None = None, alpha_max: float = 3.0,
+                 n_levels: int = 80, max_steps: int = 5, snap_phases: int | None = None, alpha_max: float = 3.0,
                  target: Any = "fock", n: int | None = None, reward_mode: str = "fock", wigner_samples: int = 1,
-                 feedback: bool = False) -> None:
-        super().__init__(num_envs, device, check_int("n_steps", n_steps, 1))
+                 feedback: bool = False, n_steps: int | None = None) -> None:
+        if n_steps is not None:
+            warnings.warn("the oscillator option n_steps is deprecated, use max_steps (the horizon of every "
+                          "physrl env)", DeprecationWarning, stacklevel=2)
+            max_steps = n_steps
+        super().__init__(num_envs, device, max_steps)
         self.control = check_choice("control", control, CONTROLS)
         self.n_levels = check_int("n_levels", n_levels, 2)
         if control == "ecd" and snap_phases is not None:

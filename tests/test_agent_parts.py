@@ -154,7 +154,7 @@ def test_hyperparameters_are_resolved_and_json_serialisable():
 
 
 def test_lr_anneal_steps_decays_the_learning_rate_linearly_to_zero():
-    envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, n_steps=2,
+    envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, max_steps=2,
                         snap_phases=2)
     agent = DeepPolicyGradient(envs, learning_rate=1e-3, num_steps=2, num_minibatches=1, lr_anneal_steps=32)
     rates = []
@@ -168,7 +168,7 @@ def test_log_std_final_caps_the_gaussian_log_std_on_a_schedule_and_resume_restor
     """The learned log-std is clamped to a ceiling going linearly from log_std_init to log_std_final;
     a dimension already below it stays as learned; a resumed agent continues exactly."""
     def make_agent(seed: int, **schedule: int) -> DeepPolicyGradient:
-        envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, n_steps=2,
+        envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, max_steps=2,
                             snap_phases=2)
         # a large entropy bonus pushes every log-std up, against the ceiling
         return DeepPolicyGradient(envs, seed=seed, num_steps=2, num_minibatches=1, update_epochs=2, ent_coef=1.0,

@@ -88,7 +88,7 @@ def test_displacement_only_ecd_sequence_gives_the_coherent_state_fidelity():
     b1, b2 = 0.4 - 0.2j, 0.3 + 0.5j
     actions = np.array([[b1.real, b1.imag, 1.0, 0.0], [b2.real, b2.imag, 1.0, 0.0]], dtype=np.float32)
     for n in (0, 1, 3):
-        _, info = run_episode(actions, 1, control="ecd", n_steps=2, n=n, reward_mode="fidelity")
+        _, info = run_episode(actions, 1, control="ecd", max_steps=2, n=n, reward_mode="fidelity")
         beta = 3.0 * complex(*actions.astype(np.float64)[:, :2].sum(0))
         mean = abs(beta) ** 2 / 4
         assert float(info["fidelity"][0]) == pytest.approx(math.exp(-mean) * mean**n / math.factorial(n), abs=1e-10)
@@ -99,10 +99,10 @@ def test_snap_on_vacuum_gives_the_hand_computed_fidelity():
     alpha = 0.9 - 0.6j
     action = snap_action(alpha, {0: math.pi})
     for n in (1, 2, 4):
-        _, info = run_episode(action[None], 1, n_steps=1, n=n, reward_mode="fidelity")
+        _, info = run_episode(action[None], 1, max_steps=1, n=n, reward_mode="fidelity")
         x = 9.0 * (float(action[0]) ** 2 + float(action[1]) ** 2)  # α as the float32 action gives it
         assert float(info["fidelity"][0]) == pytest.approx(4 * math.exp(-2 * x) * x**n / math.factorial(n), abs=1e-10)
-    _, info = run_episode(snap_action(alpha)[None], 1, n_steps=1, n=1, reward_mode="fidelity")
+    _, info = run_episode(snap_action(alpha)[None], 1, max_steps=1, n=1, reward_mode="fidelity")
     assert float(info["fidelity"][0]) == pytest.approx(0.0, abs=1e-10)
 
 
@@ -111,7 +111,7 @@ def test_fock_reward_expectation_is_two_f_minus_one():
     count = 4000
     for control, actions in [("snap_displacement", action[None]),
                              ("ecd", np.array([[0.3, -0.2, 1.0, 0.0], [0.1, 0.2, 0.6, 0.3]], np.float32))]:
-        options = {"n": 1, "n_steps": len(actions), "control": control}
+        options = {"n": 1, "max_steps": len(actions), "control": control}
         reward, info = run_episode(actions, count, **options)
         fidelity = float(info["fidelity"][0])
         assert 0.1 < fidelity < 0.9
@@ -122,9 +122,9 @@ def test_fock_reward_expectation_is_two_f_minus_one():
 def test_wigner_reward_expectation_follows_the_documented_formula():
     action = snap_action(0.9 - 0.6j, {0: math.pi, 1: 1.0})
     count = 4000
-    reward, info = run_episode(action[None], count, n_steps=1, target=qt.basis(80, 1), reward_mode="wigner",
+    reward, info = run_episode(action[None], count, max_steps=1, target=qt.basis(80, 1), reward_mode="wigner",
                                wigner_samples=2)
-    core = OscillatorCore(1, n_steps=1, target=qt.basis(80, 1), reward_mode="wigner")
+    core = OscillatorCore(1, max_steps=1, target=qt.basis(80, 1), reward_mode="wigner")
     ket = reference_state(action[None])
     axis = math.sqrt(2) * core.grid.real.numpy()[:81]
     w_state = qt.wigner(ket, axis, axis).ravel()
@@ -238,3 +238,13 @@ def test_nan_actions_raise():
     action[3] = np.nan
     with pytest.raises(ValueError, match="finite"):
         env.step(action)
+
+
+def test_horizon_is_max_steps_and_the_old_n_steps_still_works_with_a_deprecation_warning():
+    env = gym.make(ENV_ID, max_steps=3)
+    assert env.observation_space.shape == (3,)
+    with pytest.warns(DeprecationWarning, match="n_steps is deprecated, use max_steps"):
+        envs = gym.make_vec(ENV_ID, num_envs=2, n_steps=2)
+    envs.reset(seed=0)
+    truncated = [bool(envs.step(torch.zeros(2, 12))[3].all()) for _ in range(2)]
+    assert truncated == [False, True]
