@@ -221,6 +221,8 @@ class DeepPolicyGradient(Agent):
                     sums[key] = sums.get(key, 0.0) + value.detach()
         updates = hp["update_epochs"] * -(-n // size)
         logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
+        if self.critic is not None:
+            logged["losses/explained_variance"] = explained_variance(batch.extras["value"].flatten(), targets, mask)
         if hp["ent_coef_final"] is not None:
             logged["charts/ent_coef"] = ent_coef
         return {**batch.episode_stats(), **logged}
@@ -245,8 +247,12 @@ class DeepPolicyGradient(Agent):
         if hp["clip_coef"] is not None:
             clipped = ratio.clamp(1 - hp["clip_coef"], 1 + hp["clip_coef"]) * adv
             surrogate = torch.minimum(surrogate, clipped)
-        out = {"policy_loss": -masked_mean(surrogate, mask), "entropy": masked_mean(entropy, mask),
-               "approx_kl": masked_mean((ratio - 1) - log_ratio, mask).detach()}
+        # KL(old || new) estimates of Schulman's "Approximating KL divergence" (2020): k1 (old) and k3
+        with torch.no_grad():
+            out = {"old_approx_kl": masked_mean(-log_ratio, mask), "approx_kl": masked_mean((ratio - 1) - log_ratio, mask)}
+            if hp["clip_coef"] is not None:
+                out["clipfrac"] = masked_mean(((ratio - 1).abs() > hp["clip_coef"]).float(), mask)
+        out.update(policy_loss=-masked_mean(surrogate, mask), entropy=masked_mean(entropy, mask))
         loss = out["policy_loss"] - ent_coef * out["entropy"]
         if self.critic is not None:
             out["value_loss"] = 0.5 * masked_mean((self.critic(obs).squeeze(-1) - targets) ** 2, mask)
@@ -273,6 +279,16 @@ def complete_schedule(hp: dict[str, Any], final: str, steps: str) -> None:
             raise ValueError(f"{final}={hp[final]} needs {steps} or lr_anneal_steps "
                              "(the number of env steps the schedule lasts)")
         hp[steps] = hp["lr_anneal_steps"]
+
+
+def explained_variance(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> float:
+    """1 − Var(targets − values) / Var(targets) over the masked steps: 1 for a perfect critic, ≤ 0 for
+    one no better than a constant (NaN when the targets do not vary)."""
+    mean = masked_mean(targets, mask)
+    variance = masked_mean((targets - mean) ** 2, mask)
+    residual = targets - values
+    residual_variance = masked_mean((residual - masked_mean(residual, mask)) ** 2, mask)
+    return float(1 - residual_variance / variance) if float(variance) > 0 else float("nan")
 
 
 def whole_episode_returns(batch: Batch) -> torch.Tensor:

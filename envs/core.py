@@ -82,6 +82,19 @@ class BatchCore(ABC):
         """An RGB image (H, W, 3) uint8 of sub-env ``i``."""
         raise NotImplementedError
 
+    #: whether the episode picture (:meth:`episode_summary`) shows every step (a strip of frames) or
+    #: only the state the episode ended in
+    episode_frames: ClassVar[bool] = False
+
+    def episode_summary(self, i: int, frames: list[np.ndarray]) -> dict[str, Any]:
+        """What TensorBoard shows of the episode sub-env ``i`` has just ended: tag -> RGB image (H, W, 3)
+        uint8 or float scalar. ``frames`` are :meth:`render_rgb` after the reset and after every step when
+        :attr:`episode_frames` is true (else empty). The default shows the frames as a strip, or the final
+        state; an env adds its own charts (e.g. ``charts/fidelity``) by extending this dict."""
+        if "rgb_array" not in self.render_modes:
+            return {}
+        return {"images/episode": frame_strip(frames) if frames else self.render_rgb(i)}
+
     def reset(self, index: torch.Tensor, seeds: torch.Tensor | None = None) -> None:
         """Start a new episode in the sub-envs of ``index``, reseeding them when ``seeds`` is given."""
         self.rng.start_episode(index, seeds)
@@ -122,6 +135,22 @@ class BatchCore(ABC):
                                  f"(no clipping is done), got {actions[bad][0].item()}")
             return actions
         raise NotImplementedError(f"no action check for {space}")
+
+
+def frame_strip(frames: Sequence[np.ndarray], most: int = 12, per_row: int = 6, gap: int = 4) -> np.ndarray:
+    """At most ``most`` evenly spaced frames (first and last included) tiled ``per_row`` to a row,
+    ``gap`` white pixels apart: one RGB picture of an episode."""
+    if not frames:
+        raise ValueError("frames must hold at least one RGB frame")
+    picks = np.unique(np.linspace(0, len(frames) - 1, min(most, len(frames))).round().astype(int))
+    height, width, _ = frames[0].shape
+    rows = -(-len(picks) // per_row)
+    columns = min(per_row, len(picks))
+    image = np.full((rows * (height + gap) - gap, columns * (width + gap) - gap, 3), 255, dtype=np.uint8)
+    for k, index in enumerate(picks):
+        r, c = divmod(k, per_row)
+        image[r * (height + gap):r * (height + gap) + height, c * (width + gap):c * (width + gap) + width] = frames[index]
+    return image
 
 
 def _check_seed(seed: Any) -> int:

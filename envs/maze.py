@@ -83,6 +83,7 @@ class MazeCore(BatchCore):
     """Batched treasure maze: walls, chests and robot position for every sub-env."""
 
     render_modes = ("ansi", "rgb_array")
+    episode_frames = True  # TensorBoard's episode picture: a strip of the robot's moves
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", size: int = 11, n_chests: int = 10,
                  max_steps: int = 40, delete_chests: bool = True, wall_penalty: float = 0.0,

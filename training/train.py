@@ -1,9 +1,12 @@
 """``physrl train``: train an agent on a registered env, with TensorBoard logs, checkpoints and resume.
 
 Every run writes ``{logdir}/{env}__{agent}__{seed}__{timestamp}/`` holding ``checkpoint.pt``,
-``config.json`` and TensorBoard events (``charts/episodic_return``, ``charts/episodic_length``,
-``charts/SPS``, ``losses/*``, hyperparameters as text). SIGINT or SIGTERM stops after the current
-iteration, saves a checkpoint and exits; ``--resume`` continues that run at the same global step.
+``config.json`` and TensorBoard events: ``charts/episodic_return``, ``charts/episodic_length``,
+``charts/SPS``, ``charts/learning_rate``, the agent's ``losses/*``, a picture of one greedy episode of
+the current policy with the env's own charts (``images/episode``, ``charts/*``: see
+``BatchCore.episode_summary``) every ``picture_every`` seconds, and the hyperparameters as a text
+table and in TensorBoard's HPARAMS tab with ``hparams/final_return``. SIGINT or SIGTERM stops after
+the current iteration, saves a checkpoint and exits; ``--resume`` continues that run at the same step.
 """
 
 from __future__ import annotations
@@ -23,9 +26,11 @@ from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 import torch
 import yaml
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
@@ -41,6 +46,8 @@ DISTRIBUTED_AGENTS = {"tabular-pg", "deep-pg", "dqn"}
 RANK_STATE = ("rollout", "generator", "buffer", "baseline_table")
 DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
 CHECKPOINT_EVERY = 600.0  # seconds between the checkpoints written during training
+PICTURE_EVERY = 300.0  # seconds between the episode pictures (also after the first iteration and at the end)
+PICTURE_SEED = 1_000_000  # the pictured episode is always the same one, so pictures compare along a run
 #: keys of a --config file (YAML or TOML); CLI options override them
 FILE_KEYS = ("env", "agent", "num_envs", "device", "total_steps", "seed", "logdir", "env_kwargs", "hyperparameters")
 
@@ -186,6 +193,30 @@ class RunLog:
                         dynamic_ncols=True, desc=f"{config['agent']} on {config['env_id']}")
         self.recent: deque[float] = deque(maxlen=100)
         self.start_step, self.start_time = start_step, time.perf_counter()
+
+    def log_summary(self, step: int, summary: dict[str, Any]) -> None:
+        """Write an episode summary (tag -> RGB image (H, W, 3) uint8 or number) at env step ``step``."""
+        if self.writer is None:
+            return
+        for tag, value in summary.items():
+            if isinstance(value, np.ndarray):
+                self.writer.add_image(tag, value, step, dataformats="HWC")
+            else:
+                self.writer.add_scalar(tag, float(value), step)
+
+    def log_hparams(self, config: dict[str, Any]) -> None:
+        """The run's options and hyperparameters in TensorBoard's HPARAMS tab, with ``hparams/final_return``
+        (the mean of the last 100 episodic returns; NaN when no episode ended)."""
+        if self.writer is None:
+            return
+        rows = {key: config[key] for key in ("env_id", "agent", "seed", "num_envs", "total_steps")}
+        rows.update(config["hyperparameters"])
+        rows = {key: value if isinstance(value, (bool, int, float, str)) else json.dumps(value)
+                for key, value in rows.items()}
+        final = sum(self.recent) / len(self.recent) if self.recent else float("nan")
+        for event in hparams(rows, {"hparams/final_return": final}):
+            self.writer.file_writer.add_summary(event)
+        self.writer.add_scalar("hparams/final_return", final, self.bar.n)
 
     def log(self, step: int, stats: dict[str, Any]) -> None:
         """Record one iteration's stats (the agents' ``learn_iteration`` dict) at env step ``step``."""
@@ -334,11 +365,32 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
     return Run(config, envs, learner, run_dir, start_step)
 
 
-def check_checkpoint_every(seconds: float) -> float:
-    """``seconds`` if it is a finite number >= 0, else a ValueError naming ``checkpoint_every``."""
+def check_seconds(name: str, seconds: float) -> float:
+    """``seconds`` if it is a finite number >= 0, else a ValueError naming the argument."""
     if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"checkpoint_every must be a finite number of seconds >= 0, got {seconds!r}")
+        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {seconds!r}")
     return float(seconds)
+
+
+def episode_summary(config: dict[str, Any], act: Any, device: torch.device | str) -> dict[str, Any]:
+    """Play one greedy episode of ``act`` on a fresh sub-env of the run's env (seed :data:`PICTURE_SEED`)
+    and return its core's ``episode_summary`` (tag -> picture or number); ``{}`` for envs without a core."""
+    envs = make_envs(config, 1, device)
+    try:
+        core = getattr(envs.unwrapped, "core", None)
+        if core is None:
+            return {}
+        obs, _ = envs.reset(seed=PICTURE_SEED)
+        frames = [core.render_rgb(0)] if core.episode_frames else []
+        with torch.no_grad():
+            while True:
+                obs, _, terminated, truncated, _ = envs.step(act(obs))
+                if core.episode_frames:
+                    frames.append(core.render_rgb(0))
+                if bool(terminated[0] | truncated[0]):
+                    return core.episode_summary(0, frames)
+    finally:
+        envs.close()
 
 
 def save_run(run: Run) -> tuple[int, dict[str, Any]]:
@@ -353,15 +405,23 @@ def save_run(run: Run) -> tuple[int, dict[str, Any]]:
     return step, state
 
 
-def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOINT_EVERY) -> int | None:
+def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOINT_EVERY,
+            picture_every: float = PICTURE_EVERY) -> int | None:
     """Train until ``total_steps`` or a stop signal, then save the checkpoint; return the signal (or None).
 
     Our agents also save a checkpoint every ``checkpoint_every`` seconds (decided together on all
-    ranks), so a run killed without a signal (out of memory, a lost machine) loses at most that much.
+    ranks), so a run killed without a signal (out of memory, a lost machine) loses at most that much,
+    and log a picture of one greedy episode after the first iteration, every ``picture_every``
+    seconds (0: never) and at the end.
     """
     config, learner = run.config, run.learner
     rank, world_size = rank_and_world_size()
-    check_checkpoint_every(checkpoint_every)
+    check_seconds("checkpoint_every", checkpoint_every)
+    check_seconds("picture_every", picture_every)
+
+    def picture() -> None:
+        if rank == 0 and picture_every > 0:
+            log.log_summary(learner.global_step, episode_summary(config, learner.act, learner.device))
     with StopSignal() as stop:
         log = RunLog(run.run_dir, config, run.start_step, progress and rank == 0, write=rank == 0)
         try:
@@ -371,14 +431,22 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
                 if rank == 0:
                     save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, sb3.model_state(learner))
             else:
-                saved = time.monotonic()
+                saved, pictured = time.monotonic(), None
                 while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
                     stats = learner.learn_iteration()
+                    optimizer = getattr(learner, "optimizer", None)
+                    if optimizer is not None:
+                        stats["charts/learning_rate"] = float(optimizer.param_groups[0]["lr"])
                     log.log(learner.global_step, stats)
+                    if pictured is None or time.monotonic() - pictured >= picture_every:
+                        picture()
+                        pictured = time.monotonic()
                     if any_rank(time.monotonic() - saved >= checkpoint_every):
                         save_run(run)
                         saved = time.monotonic()
                 step, _ = save_run(run)
+                picture()
+            log.log_hparams(config)
         finally:
             log.close()
             run.envs.close()
@@ -392,7 +460,7 @@ def train(env_id: str | None = None, agent: str | None = None, *, num_envs: int 
           device: str | None = None, total_steps: int | None = None, seed: int | None = None,
           env_kwargs: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
           logdir: str | Path | None = None, resume: str | Path | None = None, progress: bool = True,
-          checkpoint_every: float = CHECKPOINT_EVERY) -> Path:
+          checkpoint_every: float = CHECKPOINT_EVERY, picture_every: float = PICTURE_EVERY) -> Path:
     """Train ``agent`` on ``env_id`` and return the run folder (with ``checkpoint.pt`` and ``config.json``).
 
     Defaults: ``num_envs=16, device="cpu", total_steps=100_000, seed=0, logdir="runs"``.
@@ -400,12 +468,14 @@ def train(env_id: str | None = None, agent: str | None = None, *, num_envs: int 
     the allowed ones). ``resume`` (a checkpoint or run folder) continues that run in its folder at its
     global step; with it only ``total_steps`` (to train longer) and ``device`` may differ from the run's.
     A SIGINT/SIGTERM during training saves the checkpoint and returns early; our agents also save one
-    every ``checkpoint_every`` seconds (default 600).
+    every ``checkpoint_every`` seconds (default 600) and log a picture of one greedy episode every
+    ``picture_every`` seconds (default 300; 0: never).
     """
-    check_checkpoint_every(checkpoint_every)
+    check_seconds("checkpoint_every", checkpoint_every)
+    check_seconds("picture_every", picture_every)
     run = prepare(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
                   env_kwargs=env_kwargs, hyperparameters=hyperparameters, logdir=logdir, resume=resume)
-    execute(run, progress, checkpoint_every)
+    execute(run, progress, checkpoint_every, picture_every)
     return run.run_dir
 
 
@@ -444,6 +514,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
                         help=f"save a checkpoint this often during training (default {CHECKPOINT_EVERY:.0f}; "
                              "sb3-* agents save at the end and on a signal)")
+    parser.add_argument("--picture-every", type=float, default=PICTURE_EVERY, metavar="SECONDS",
+                        help=f"log a picture of one greedy episode to TensorBoard this often (default "
+                             f"{PICTURE_EVERY:.0f}, plus after the first iteration and at the end; 0: never)")
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -468,13 +541,15 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        check_checkpoint_every(args.checkpoint_every)
+        check_seconds("checkpoint_every", args.checkpoint_every)
+        check_seconds("picture_every", args.picture_every)
         prepared = prepare(**options_from_args(args))
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"physrl train: error: {error}", file=sys.stderr)
         return 2
     try:
-        signum = execute(prepared, progress=not args.no_progress, checkpoint_every=args.checkpoint_every)
+        signum = execute(prepared, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+                         picture_every=args.picture_every)
     except KeyboardInterrupt:
         print(f"physrl train: aborted without saving; the last checkpoint (if any) is in {prepared.run_dir}",
               file=sys.stderr)
