@@ -1,7 +1,7 @@
-"""physrl from-scratch agents (DESIGN §5) and baseline policies.
+"""physrl from-scratch agents and baseline policies.
 
 Every agent is built as ``Agent(envs, seed=0, **hyperparameters)`` on a physrl vector env and
-trained by calling ``learn_iteration()`` repeatedly (docs/CONTRACTS.md, "Agents").
+trained by calling ``learn_iteration()`` repeatedly (the agent contract of the architecture page, docs/architecture.md).
 """
 
 from physrl.agents.deep_pg import DeepPolicyGradient

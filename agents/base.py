@@ -44,10 +44,10 @@ def with_seed(seed: int, build: Any) -> Any:
 
 
 class Agent:
-    """Base class: ``Agent(envs, seed, **hyperparameters)`` as described in docs/CONTRACTS.md.
+    """Base class: ``Agent(envs, seed, **hyperparameters)`` as described on the architecture page (docs/architecture.md).
 
     Subclasses resolve their hyperparameters into ``self.hyperparameters`` and implement
-    :meth:`learn_iteration`, :meth:`act` and the ``_state``/``_load_state`` pair for their own tensors.
+    ``learn_iteration``, ``act`` and the ``_state``/``_load_state`` pair for their own tensors.
     """
 
     def __init__(self, envs: VectorEnv, seed: int) -> None:

@@ -25,6 +25,7 @@ from torch import nn
 
 from physrl.envs.maze import MOVES
 
+#: The network kinds of the ``network`` hyperparameter.
 NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop")
 
 

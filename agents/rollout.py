@@ -56,7 +56,7 @@ class Batch:
 class Rollout:
     """Collects consecutive fixed-length batches from a vector env, carrying episodes across batches.
 
-    The first :meth:`collect` resets the env with ``seed``. :meth:`state_dict` includes the env's
+    The first :meth:`collect` resets the env with ``seed``. Its ``state_dict`` includes the env's
     own state (every tensor of its batched core and random streams), so that a resumed run continues
     exactly where the saved one stopped.
     """

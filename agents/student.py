@@ -67,7 +67,7 @@ class QECStudent(Agent):
     ``envs`` must use ``obs_mode="measurements"`` (the student's view); the teacher (``teacher``: a
     checkpoint file or run folder of a policy on ``obs_mode="state"`` or ``"pairs"`` with the same
     other options)
-    is loaded at the first :meth:`learn_iteration`, so that loading a trained student needs no teacher.
+    is loaded at the first ``learn_iteration``, so that loading a trained student needs no teacher.
     ``teacher_sampled=True`` (a ``deep-pg`` teacher) lets the teacher act by sampling and trains the
     student on the teacher's whole action distribution (cross-entropy with its probabilities, i.e.
     policy distillation) instead of its greedy actions, for a teacher whose strength lies in its

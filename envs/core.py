@@ -1,4 +1,4 @@
-"""The batched core and its two faces (DESIGN §3).
+"""The batched core and its two faces (the architecture page, docs/architecture.md).
 
 An environment writes its physics once, as a :class:`BatchCore`: state tensors with a leading batch
 dimension, advanced for the whole batch at once. :class:`SingleEnv` (a ``gymnasium.Env`` with numpy

@@ -1,24 +1,9 @@
-"""The treasure maze of Marquardt's course *Machine Learning for Physicists* (DESIGN §4.2).
+"""The treasure maze of Marquardt's course *Machine Learning for Physicists*.
 
-A robot walks an M×M grid (M odd, ≥ 5) with a wall border and collects K treasure chests within
-T steps. Actions (:data:`MOVES`): 0 stay, 1 up, 2 right, 3 down, 4 left. A move into a wall leaves
-the robot in place and costs ``wall_penalty``. Entering a cell that holds a chest pays +1; with
-``delete_chests`` the chest disappears (the episode terminates when none is left), otherwise it
-pays again on every step that ends there. Episodes are truncated after ``max_steps`` steps.
-
-**Maze generator** (ours, batched on the device): rooms sit at the cells with odd row and column,
-everything else starts as wall. The *sidewinder* algorithm then carves a perfect maze (a spanning
-tree of the rooms, so every free cell is connected and there are 2R² − 1 free cells for
-R = (M − 1)/2): the top row of rooms is one corridor; in every other row each room joins its east
-neighbour with probability ½, and every maximal run of joined rooms opens one passage north, from a
-uniformly chosen member of the run. The start is a uniformly random free cell (or ``start``), the
-K chests a uniformly random set of distinct other free cells. All draws come from the env's seeded
-stream, so a seed fixes the maze.
-
-Observations: ``obs_mode="image"`` gives float32 (3, M, M) planes (walls, chests, robot);
-``"position"`` gives the robot's cell index ``row * M + col`` (for tabular agents on a fixed maze).
-``fixed_maze=True`` keeps the walls and chests of the first seeded reset (or of ``maze_seed``,
-shared by every sub-env) and draws only a new start on later resets.
+:class:`TreasureMazeEnv` (``physrl/TreasureMaze-v0`` and the challenge's
+``physrl/TreasureMazeChallenge-v0``) documents the task. This module also holds its batched core,
+the maze generator, the exact optimum (:func:`optimal_return`, :func:`optimal_plan`) and the
+nearest-chest planner (:func:`greedy_actions`).
 """
 
 from __future__ import annotations
@@ -34,7 +19,7 @@ from gymnasium import spaces
 from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
 from physrl.envs.rng import BatchRandom
 
-#: Action table: index -> (d_row, d_col).
+#: The moves (d_row, d_col) of the actions 0..4.
 MOVES: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (0, 1), (1, 0), (0, -1))
 ACTION_NAMES: tuple[str, ...] = ("stay", "up", "right", "down", "left")
 OBS_MODES = ("image", "position")
@@ -342,7 +327,75 @@ def greedy_actions(observations: torch.Tensor) -> torch.Tensor:
 
 
 class TreasureMazeEnv(SingleEnv):
-    __doc__ = "TreasureMaze-v0, single-env face.\n\n" + __doc__
+    r"""``physrl/TreasureMaze-v0``: a robot collects treasure chests in a random maze within T steps.
+
+    Description:
+        The homework task of Marquardt's course. A robot walks an M×M grid (M odd, ≥ 5) with a wall
+        border and collects K treasure chests within T steps. Every episode draws a new maze unless
+        ``fixed_maze=True``. ``physrl/TreasureMazeChallenge-v0`` is this class with the challenge's
+        options fixed (M = 15, K = 10, T = 40, chests deleted, image observations, a new maze every
+        episode, no wall penalty); it is scored on held-out mazes by ``physrl challenge``.
+        ``env.unwrapped.layout`` gives the walls, the chests still present and the start cell.
+
+    Action Space:
+        ``Discrete(5)``, the moves :data:`MOVES`: 0 stay, 1 up, 2 right, 3 down, 4 left. A move into a
+        wall leaves the robot in place.
+
+    Observation Space:
+        ``obs_mode="image"`` (default): ``Box(0, 1, (3, M, M), float32)``, the planes walls, chests,
+        robot. ``obs_mode="position"``: ``Discrete(M²)``, the robot's cell ``row * M + col`` (for
+        tabular agents on a fixed maze).
+
+    Rewards:
+        +1 for a step that ends on a chest; with ``delete_chests`` the chest then disappears,
+        otherwise it pays again on every step that ends there. A move into a wall costs
+        ``wall_penalty``.
+
+    Starting State:
+        A uniformly random free cell (or ``start``); the K chests on a uniformly random set of
+        distinct other free cells.
+
+    Episode End:
+        Terminated when the last chest is collected (with ``delete_chests``); truncated after
+        ``max_steps`` steps.
+
+    Arguments:
+        size (int): M, odd, ≥ 5 (default 11).
+        n_chests (int): K, at most 2R² − 2 with R = (M − 1)/2 (default 10).
+        max_steps (int): T, the horizon (default 40).
+        delete_chests (bool): a chest pays once and disappears (default True).
+        wall_penalty (float): the cost of bumping into a wall, ≥ 0 (default 0).
+        obs_mode (str): ``"image"`` or ``"position"`` (default ``"image"``).
+        fixed_maze (bool): keep the walls and chests of the first seeded reset (or of ``maze_seed``)
+            and draw only a new start on later resets (default False).
+        maze_seed (int | None): with ``fixed_maze``, the seed of the one maze shared by every sub-env.
+        start (tuple[int, int] | None): a fixed start cell (odd row and column) instead of a random one.
+        render_mode (str | None): ``"ansi"`` (``#`` wall, ``$`` chest, ``R`` robot) or ``"rgb_array"``.
+
+    Physics:
+        *Maze generator* (ours, batched on the device): rooms sit at the cells with odd row and
+        column, everything else starts as wall. The sidewinder algorithm carves a perfect maze, a
+        spanning tree of the R² rooms: the top row of rooms is one corridor; in every other row each
+        room joins its east neighbour with probability ½, and every maximal run of joined rooms opens
+        one passage north from a uniformly chosen member of the run. So all 2R² − 1 free cells are
+        connected (tested over 1000 seeds). All draws come from the env's seeded stream, so a seed
+        fixes the maze.
+
+        *Exact optimum* (:func:`optimal_return`, no wall penalty): with deleted chests, the largest
+        set of chests some visiting order collects within T steps, from breadth-first distances and
+        the Held–Karp dynamic programme best[S, j] = fewest steps that collect exactly the chests S
+        and end on chest j; without deletion, walking to the nearest chest (d steps) and staying,
+        T − d + 1. :func:`optimal_plan` also gives the actions. The challenge's score is a mean
+        return divided by the mean of this optimum over the same mazes.
+
+    References:
+        Florian Marquardt, *Machine Learning for Physicists*, lecture and homework on reinforcement
+        learning (the treasure maze).
+
+    Version History:
+        v0: the course's maze, our generator.
+    """
+
     core_class = MazeCore
 
     @property
@@ -352,5 +405,6 @@ class TreasureMazeEnv(SingleEnv):
 
 
 class TreasureMazeVectorEnv(VectorEnv):
-    __doc__ = "TreasureMaze-v0, vector face.\n\n" + __doc__
+    """Vector face of :class:`TreasureMazeEnv` (same arguments, plus ``num_envs`` and ``device``)."""
+
     core_class = MazeCore

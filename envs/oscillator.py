@@ -1,47 +1,8 @@
-"""Preparing non-classical oscillator states (V. V. Sivak et al., PRX 12, 011059 (2022); DESIGN §4.4).
+"""Preparing non-classical oscillator states: V. V. Sivak et al., *Model-Free Quantum Control with
+Reinforcement Learning*, PRX 12, 011059 (2022).
 
-A harmonic oscillator truncated at ``n_levels`` Fock levels starts in vacuum and is driven for
-``max_steps`` = T steps; the agent then earns a single-shot reward for the prepared state.
-
-**Control.** ``control="snap_displacement"`` (default): the action is in [−1, 1]^(2+S), S =
-``snap_phases``; α = α_max (a₀ + i a₁), θ_k = π a_{2+k} (θ_k = 0 for k ≥ S), and the step applies
-U = D(α)† SNAP(θ) D(α) (paper Fig. 1; SNAP(θ) = Σ_k e^{iθ_k}|k⟩⟨k|). ``control="ecd"``: qubit ⊗
-oscillator, starting in |g, 0⟩; the action is [a₀, a₁, a₂, a₃] ∈ [−1, 1]⁴, β = α_max (a₀ + i a₁),
-and the step applies the qubit rotation R(θ = π a₂, φ = π a₃) = exp(−iθ/2 (cos φ σx + sin φ σy))
-and then the echoed conditional displacement ECD(β) = D(β/2)|e⟩⟨g| + D(−β/2)|g⟩⟨e| (Eickbusch
-et al., Nat. Phys. 18, 1464 (2022)). With ECD the target is |g⟩ ⊗ |target⟩.
-
-**Target.** ``target="fock"`` with ``n`` (default 1), ``"cat"`` (even cat of amplitude 2,
-normalised in the truncated space), or any normalised ket of ``n_levels`` amplitudes (array or
-``qutip.Qobj``). The fidelity is F = |⟨target|ψ⟩|².
-
-**Reward**, only at the last step (0 before), from single-shot measurements as in the experiment:
-
-* ``"fock"`` (needs ``target="fock"``): +1 if the measurement "is the oscillator in |n⟩?" (with
-  ECD: the qubit measured in |g⟩ *and* n photons) succeeds, −1 otherwise; E[r] = 2F − 1.
-* ``"wigner"``: ``wigner_samples`` = M phase-space points x_j are drawn from the grid
-  :attr:`OscillatorCore.grid` (x, y ∈ [−L, L], 81 × 81) with probability |W_t(x_j)| / Σ|W_t|, and at
-  each a displaced-parity outcome s_j = ±1 is measured (P(+1) = (1 + π W_ψ(x_j)) / 2, W in QuTiP's
-  convention). The reward is (1/M) Σ_j sign(W_t(x_j)) s_j, whose expectation is exactly
-  E[r] = π Σ_grid W_t W_ψ / Σ_grid |W_t| ≈ F / (2 ∫|W_t| dx dy) (the grid sums approximate
-  ∫ W_t W_ψ = F / 2π; with ECD W_ψ is that of the reduced oscillator state).
-* ``"fidelity"``: F itself (an oracle, for evaluation).
-
-``info["fidelity"]`` is F at the last step whatever the mode (``info["_fidelity"]`` marks where it is
-valid); ``info["top_population"]`` is the population of the two highest Fock levels after every step
-(truncation guard: with the defaults it stays below 1e-6 for every action, see the tests).
-
-**Observation**: the index of the next step, one-hot (T,) float32 (all zeros after the last step).
-``feedback=True`` appends the outcome (+1/−1, 0 before the first step) of a measurement made after
-every step, collapsing the state: the photon-number parity (+1 even) with SNAP + D, the qubit
-(+1 = |g⟩) with ECD.
-
-**Render** ``"rgb_array"``: the Wigner function of the current (reduced oscillator) state, red > 0,
-blue < 0, on x, y ∈ [−6, 6].
-
-Simulation: exact kets, complex128 (kernels in :mod:`physrl.envs.kernels.oscillator`). Note that the
-truncated displacement is exact only while the top levels stay empty: with α_max = 3 and S = 10 the
-default ``n_levels = 80`` is needed for that (40 levels reach a top-two population of 3e-3).
+:class:`OscillatorStatePrepEnv` (``physrl/OscillatorStatePrep-v0``) documents the task; its batched
+core is here, the exact kernels in :mod:`physrl.envs.kernels.oscillator`.
 """
 
 from __future__ import annotations
@@ -75,7 +36,7 @@ def cat_state(n_levels: int, amplitude: float = CAT_AMPLITUDE) -> np.ndarray:
 
 
 def target_ket(target: Any, n_levels: int, n: int | None) -> np.ndarray:
-    """The target as a normalised complex ket of ``n_levels`` amplitudes (see the module docstring)."""
+    """The target as a normalised complex ket of ``n_levels`` amplitudes (``target`` of :class:`OscillatorStatePrepEnv`)."""
     if isinstance(target, str):
         check_choice("target", target, ("fock", "cat"))
         if target == "cat":
@@ -256,10 +217,106 @@ class OscillatorCore(BatchCore):
 
 
 class OscillatorStatePrepEnv(SingleEnv):
-    __doc__ = "OscillatorStatePrep-v0, single-env face.\n\n" + __doc__
+    r"""``physrl/OscillatorStatePrep-v0``: prepare a Fock or cat state from vacuum, rewarded by single shots.
+
+    Description:
+        A harmonic oscillator truncated at N = ``n_levels`` Fock levels starts in vacuum and is driven
+        for T = ``max_steps`` steps of SNAP + displacement (or of ECD with a qubit); the agent then
+        earns a single-shot reward for the prepared state, as in the experiment of Sivak et al. (2022).
+        The observation is only the step index, so a policy is an open-loop sequence of T actions.
+        ``info["fidelity"]`` reports the exact fidelity at the last step for evaluation.
+
+    Action Space:
+        ``Box(-1, 1, (2 + S,), float32)`` with S = ``snap_phases`` for SNAP + displacement: α = α_max
+        (a₀ + i a₁) and θ_k = π a_{2+k} (θ_k = 0 for k ≥ S). With ``control="ecd"``: ``Box(-1, 1, (4,))``,
+        β = α_max (a₀ + i a₁), qubit rotation angles θ = π a₂, φ = π a₃. Actions outside the box are
+        refused, never clipped.
+
+    Observation Space:
+        ``Box(0, 1, (T,), float32)``: the index of the next step, one-hot (all zeros after the last
+        step). ``feedback=True`` appends the outcome (+1/−1, 0 before the first step) of a measurement
+        made after every step, which collapses the state: the photon-number parity (+1 even) with
+        SNAP + displacement, the qubit (+1 = |g⟩) with ECD.
+
+    Rewards:
+        Only at the last step (0 before), from single-shot measurements of the prepared state |ψ⟩,
+        F = |⟨target|ψ⟩|²:
+
+        * ``"fock"`` (needs ``target="fock"``): +1 if the measurement "is the oscillator in |n⟩?" (with
+          ECD: the qubit in |g⟩ *and* n photons) succeeds, −1 otherwise; E[r] = 2F − 1.
+        * ``"wigner"``: M = ``wigner_samples`` phase-space points x_j are drawn from an 81 × 81 grid
+          with probability |W_t(x_j)| / Σ|W_t|, and at each a displaced-parity outcome s_j = ±1 is
+          measured, P(+1) = (1 + π W_ψ(x_j)) / 2 (W in QuTiP's convention). The reward is
+          (1/M) Σ_j sign(W_t(x_j)) s_j, whose expectation is π Σ W_t W_ψ / Σ |W_t| ≈ F / (2 ∫|W_t|).
+        * ``"fidelity"``: F itself (an oracle, for evaluation).
+
+    Starting State:
+        The vacuum |0⟩ (with ECD, |g, 0⟩).
+
+    Episode End:
+        Never terminated; truncated after ``max_steps`` steps (the reward comes with the last one).
+
+    Arguments:
+        control (str): ``"snap_displacement"`` (default) or ``"ecd"`` (qubit ⊗ oscillator).
+        n_levels (int): N, the Fock levels (default 80; see Physics for why).
+        max_steps (int): T, the number of control steps (default 5). The old name ``n_steps`` is still
+            accepted with a DeprecationWarning.
+        snap_phases (int | None): S ≤ N, the SNAP phases (default 10; SNAP + displacement only).
+        alpha_max (float): the scale of α (or β), > 0 (default 3.0).
+        target (str | numpy.ndarray | qutip.Qobj): ``"fock"`` (with ``n``), ``"cat"`` (the even cat of
+            amplitude 2, normalised in the truncated space) or a normalised ket of N amplitudes.
+        n (int | None): the Fock level of ``target="fock"`` (default 1).
+        reward_mode (str): ``"fock"`` (default), ``"wigner"`` or ``"fidelity"``.
+        wigner_samples (int): M, the phase-space points per ``"wigner"`` reward (default 1).
+        feedback (bool): measure after every step and observe the outcome (default False).
+        render_mode (str | None): ``"rgb_array"`` draws the Wigner function of the current (reduced
+            oscillator) state on x, y ∈ [−6, 6], red > 0, blue < 0.
+
+    Physics:
+        One step of SNAP + displacement applies
+
+        .. math::
+
+            U = D(\alpha)^\dagger\, \mathrm{SNAP}(\theta)\, D(\alpha), \qquad
+            \mathrm{SNAP}(\theta) = \sum_k e^{i\theta_k} |k\rangle\langle k|,
+
+        (paper Fig. 1). With ECD a step applies the qubit rotation
+        R(θ, φ) = exp(−iθ/2 (cos φ σx + sin φ σy)) and then the echoed conditional displacement
+
+        .. math::
+
+            \mathrm{ECD}(\beta) = D(\beta/2)\, |e\rangle\langle g| + D(-\beta/2)\, |g\rangle\langle e|
+
+        (Eickbusch et al. 2022); the target is then |g⟩ ⊗ |target⟩.
+
+        *Simulation.* Exact kets in complex128 (:mod:`physrl.envs.kernels.oscillator`): D(α) from the
+        quadrature a + a† diagonalised once (no matrix exponential; equal to ``qutip.displace`` to
+        1e-14), the Wigner function exact for the truncated ket from normalised Laguerre functions
+        (equal to ``qutip.wigner`` to 1e-15), Born-sampled number, parity and qubit measurements from
+        the env's seeded streams.
+
+        *Why 80 levels.* At the corners |α| = α_max √2 of the action box, one step from vacuum already
+        puts 3·10⁻³ of the population in the top two of 40 levels, where the truncated displacement is
+        wrong. U − I maps any state into span{D(−α)|k⟩, k < S}, so T steps add at most
+        (2T ‖P_top D(−α) Π_{<S}‖)² to the top-two population; this bound is largest at the corners
+        and is 4·10⁻⁹ at N = 80 (56 at N = 40), so with the defaults the truncation is safe for every
+        action (tested). ``info["top_population"]`` reports that population after every step.
+
+    References:
+        V. V. Sivak, A. Eickbusch, H. Liu, B. Royer, I. Tsioutsios, M. H. Devoret, *Model-Free Quantum
+        Control with Reinforcement Learning*, Phys. Rev. X 12, 011059 (2022).
+        A. Eickbusch et al., *Fast universal control of an oscillator with weak dispersive coupling to a
+        qubit*, Nat. Phys. 18, 1464 (2022).
+
+    Version History:
+        v0: SNAP + displacement and ECD control, Fock, Wigner and fidelity rewards; the horizon option
+        renamed from ``n_steps`` to ``max_steps`` (the old name is deprecated).
+    """
+
     core_class = OscillatorCore
 
 
 class OscillatorStatePrepVectorEnv(VectorEnv):
-    __doc__ = "OscillatorStatePrep-v0, vector face.\n\n" + __doc__
+    """Vector face of :class:`OscillatorStatePrepEnv` (same arguments, plus ``num_envs`` and ``device``)."""
+
     core_class = OscillatorCore

@@ -4,7 +4,7 @@ Every sub-environment owns an independent stream keyed by ``(seed, episode, doma
 hash of the key, a per-environment counter and the element index, so that
 
 * sub-environment ``i`` of a vector env seeded with ``s + i`` draws exactly the numbers that a
-  single env seeded with ``s + i`` draws (the single-vs-vector equivalence of DESIGN §3);
+  single env seeded with ``s + i`` draws (the single-vs-vector equivalence of the architecture page);
 * the numbers are the same on every device (integer arithmetic only);
 * every episode starts a fresh stream, so work done on a step that autoreset discards never shifts
   the numbers of the next episode.
@@ -64,7 +64,7 @@ class BatchRandom:
         self.counter[index] = 0
 
     def bits(self, index: torch.Tensor | None, shape: tuple[int, ...]) -> torch.Tensor:
-        """Uniform 32-bit integers of shape (len(index), *shape); advances those envs' counters."""
+        """Uniform 32-bit integers of shape ``(len(index), *shape)``; advances those envs' counters."""
         if index is None:
             key, counter = self.key, self.counter
             self.counter = counter + 1
@@ -79,7 +79,7 @@ class BatchRandom:
         return hash32(base[:, None] ^ element[None, :]).reshape(len(base), *shape)
 
     def uniform(self, index: torch.Tensor | None, shape: tuple[int, ...] = (), dtype: torch.dtype = torch.float64) -> torch.Tensor:
-        """Uniform numbers in [0, 1) of shape (len(index), *shape); 24 random bits in float32, 32 otherwise."""
+        """Uniform numbers in [0, 1) of shape ``(len(index), *shape)``; 24 random bits in float32, 32 otherwise."""
         bits = self.bits(index, shape)
         if dtype == torch.float32:
             return (bits >> 8).to(dtype) * (1.0 / 2**24)

@@ -1,12 +1,8 @@
-"""The random walkers of the policy-gradient lecture (Marquardt, *Machine Learning for Physicists*).
+"""The random walkers of the policy-gradient lecture (F. Marquardt, *Machine Learning for Physicists*).
 
-``RandomWalker``: T steps of ±1; the return is the final position x(T) = 2N₊ − T. With a stateless
-policy π = σ(θ) for +1, E[R] = T(2π − 1) and the trajectory-averaged REINFORCE update is
-δθ = 2ηTπ(1 − π) (Marquardt, Les Houches 2019 lecture notes, §3.1.3).
-
-``WalkerTarget`` (the lecture's "second-simplest" example): a target sits at a random position
-g ∈ {0, …, target_range − 1}; the walker starts at 0, may stay (0) or move right (1), observes
-whether it is on the target, and earns 1 for every step that ends on the target.
+:class:`RandomWalkerEnv` (``physrl/RandomWalker-v0``) and :class:`WalkerTargetEnv`
+(``physrl/WalkerTarget-v0``) document the two tasks; their batched cores are here too, with the exact
+optimum of the second.
 """
 
 from __future__ import annotations
@@ -84,20 +80,110 @@ class WalkerTargetCore(BatchCore):
 
 
 class RandomWalkerEnv(SingleEnv):
-    __doc__ = "RandomWalker-v0, single-env face.\n\n" + __doc__
+    r"""``physrl/RandomWalker-v0``: T steps of ±1; the return is the final position.
+
+    Description:
+        The random walker of the policy-gradient lecture (Marquardt, Les Houches 2019 lecture notes,
+        §3.1.3). A walker starts at x = 0 and takes T = ``max_steps`` steps of ±1; the return is its
+        final position x(T) = 2N₊ − T. The task is the smallest one on which REINFORCE can be done by
+        hand: a stateless policy π = σ(θ) for the step +1 has a closed-form expected return and
+        update, which the tests and the first notebook check.
+
+    Action Space:
+        ``Discrete(2)``: 0 steps to x − 1, 1 steps to x + 1.
+
+    Observation Space:
+        ``Discrete(T + 1)``: the time step t (the walker sees the clock, not its position).
+
+    Rewards:
+        The displacement of the step, −1 or +1, so the return is x(T).
+
+    Starting State:
+        x = 0, t = 0.
+
+    Episode End:
+        Never terminated; truncated after ``max_steps`` steps.
+
+    Arguments:
+        max_steps (int): T, the horizon (default 20).
+        render_mode (str | None): ``"ansi"`` prints ``t=… x=…``.
+
+    Physics:
+        With the stateless policy π = σ(θ) for +1, the expected return and the trajectory-averaged
+        REINFORCE update with learning rate η are
+
+        .. math::
+
+            \mathbb{E}[R] = T(2\pi - 1), \qquad
+            \delta\theta = \eta\, \mathbb{E}\Big[R \sum_t \partial_\theta \ln \pi(a_t)\Big]
+                         = 2\eta T \pi(1 - \pi).
+
+    References:
+        Florian Marquardt, *Machine Learning for Physicists*, Les Houches 2019 lecture notes, §3.1.3.
+
+    Version History:
+        v0: the lecture's walker.
+    """
+
     core_class = WalkerCore
 
 
 class RandomWalkerVectorEnv(VectorEnv):
-    __doc__ = "RandomWalker-v0, vector face.\n\n" + __doc__
+    """Vector face of :class:`RandomWalkerEnv` (same arguments, plus ``num_envs`` and ``device``)."""
+
     core_class = WalkerCore
 
 
 class WalkerTargetEnv(SingleEnv):
-    __doc__ = "WalkerTarget-v0, single-env face.\n\n" + __doc__
+    r"""``physrl/WalkerTarget-v0``: find a hidden target by staying or moving right.
+
+    Description:
+        The lecture's "second-simplest" example. A target sits at a hidden position g, uniform in
+        {0, …, ``target_range`` − 1}; the walker starts at 0, may stay or move right, and observes
+        only whether it is on the target. The best policy moves while off the target and stays on
+        it; its expected return is :func:`walker_target_optimum` (16.4 for the defaults).
+
+    Action Space:
+        ``Discrete(2)``: 0 stays, 1 moves right by one.
+
+    Observation Space:
+        ``Discrete(2)``: 1 if the walker is on the target, else 0.
+
+    Rewards:
+        +1 for every step that *ends* on the target, else 0.
+
+    Starting State:
+        Walker at 0; target g drawn uniformly from {0, …, ``target_range`` − 1}.
+
+    Episode End:
+        Never terminated; truncated after ``max_steps`` steps.
+
+    Arguments:
+        max_steps (int): T, the horizon (default 20).
+        target_range (int): the number of target positions (default 10).
+        render_mode (str | None): ``"ansi"`` draws the line with the walker ``W`` and the target ``T``.
+
+    Physics:
+        A target at g > 0 is reached at the end of step g and pays on the steps g, …, T; g = 0 pays
+        T times. The optimal expected return is therefore
+
+        .. math::
+
+            R^* = \frac{1}{G}\Big(T + \sum_{g=1}^{G-1} \max(0, T - g + 1)\Big),
+
+        with G = ``target_range`` (R* = 16.4 for T = 20, G = 10).
+
+    References:
+        Florian Marquardt, *Machine Learning for Physicists*, lecture on policy gradients.
+
+    Version History:
+        v0: the lecture's task.
+    """
+
     core_class = WalkerTargetCore
 
 
 class WalkerTargetVectorEnv(VectorEnv):
-    __doc__ = "WalkerTarget-v0, vector face.\n\n" + __doc__
+    """Vector face of :class:`WalkerTargetEnv` (same arguments, plus ``num_envs`` and ``device``)."""
+
     core_class = WalkerTargetCore

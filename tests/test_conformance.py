@@ -51,8 +51,8 @@ def test_gymnasium_checker_without_warnings(env_id):
 
 
 # SB3's checker advises uint8 images of at least 36x36 pixels for its default CnnPolicy whenever an
-# observation is 3-D. The maze's (3, M, M) float planes are deliberate (DESIGN §4.2), so exactly that
-# advice is allowed; every other warning fails the test.
+# observation is 3-D. The maze's (3, M, M) float planes are deliberate (the course's observation), so
+# exactly that advice is allowed; every other warning fails the test.
 SB3_IMAGE_ADVICE = r"(?s).*(is an image but|minimal resolution for an image)"
 
 

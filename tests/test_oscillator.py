@@ -1,4 +1,4 @@
-"""physrl/OscillatorStatePrep-v0: rules, rewards, truncation guard and errors (DESIGN §4.4)."""
+"""physrl/OscillatorStatePrep-v0: rules, rewards, truncation guard and errors (Sivak et al., PRX 12, 011059 (2022))."""
 
 import math
 

@@ -26,7 +26,7 @@ SIZES = [1, 64, 1024, 4096, 16384, 65536]
 QUICK_SIZES = [1, 64, 1024]
 #: Beyond these sizes the single-env alternatives take minutes to build (sync) or one process per env (async).
 MAX_SYNC, MAX_ASYNC = 4096, 64
-#: Quantum envs get a reference loop of QuTiP operations: env id -> module under physrl.training.
+#: The reference loop of QuTiP operations of each quantum env (env id -> module under physrl.training).
 QUTIP_LOOPS = {"physrl/QubitErrorCorrection-v0": "qutip_qec", "physrl/OscillatorStatePrep-v0": "qutip_oscillator"}
 
 

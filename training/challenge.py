@@ -14,7 +14,7 @@ The set's content hash :data:`EVAL_SET_HASH` is checked before every evaluation,
 optima :data:`EVAL_OPTIMA` always belong to the mazes that are played.
 
 **Submissions.** A checkpoint written by ``physrl train`` (loaded only through
-:func:`physrl.training.load_policy`, which never unpickles code), ``builtin:NAME`` for the reference
+:func:`physrl.training.checkpoint.load_policy`, which never unpickles code), ``builtin:NAME`` for the reference
 policies (:data:`BUILTINS`, from :mod:`physrl.agents.baselines`), or ``--policy module:function`` for a Python callable that maps a batch
 of observations (float tensor (B, 3, 15, 15): walls, chests, robot) to a batch of actions in 0..4.
 """
@@ -50,6 +50,7 @@ Policy = Callable[[torch.Tensor], Any]
 CHALLENGE_ENV = "physrl/TreasureMazeChallenge-v0"
 #: Random-stream domain of the evaluation mazes; training envs use domain 0.
 EVAL_DOMAIN = 0xC4A11E
+#: Number of mazes in the evaluation set.
 EVAL_SIZE = 1000
 #: SHA-256 over the per-maze digests (:func:`maze_digests`) of the evaluation set, in order.
 EVAL_SET_HASH = "39e76e3a85f4c835e9583ac67508b5c2e6125cec5fe013bc9c24f090e9856c43"

@@ -1,8 +1,8 @@
 """Checkpoints of training runs and :func:`load_policy`, the one way to load a trained policy.
 
 A checkpoint is ``torch.save`` of ``{"format": FORMAT, "config": dict, "global_step": int, "state": dict}``
-(docs/CONTRACTS.md). It holds only tensors and plain Python values and is always read back with
-``torch.load(..., weights_only=True)``, so loading never runs code from the file.
+(the architecture page, docs/architecture.md). It holds only tensors and plain Python values and is
+always read back with ``torch.load(..., weights_only=True)``, so loading never runs code from the file.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from physrl.training.challenge import (CHALLENGE_ENV, Policy, builtin_submission
                                        evaluation_envs)
 from physrl.training.train import train
 
+#: Number of evaluation mazes the demo plays.
 HELD_OUT = 200
 TOTAL_STEPS = 120_000
 NUM_ENVS = 32

@@ -4,7 +4,8 @@ Every env step, one env after another as a QuTiP user would write it: the noise 
 products (``qutip.tensor`` operators) on each of the four channel matrices, the gate as a ``Qobj``
 unitary or the measurement as projectors with Born sampling, then R_Q by minimising
 ``Qobj.norm("tr")`` of Σᵢ nᵢ δρᵢ over the sphere with ``scipy.optimize.minimize`` (Nelder–Mead on
-the two angles, warm-started at the previous minimiser), and the reward of DESIGN §4.3.
+the two angles, warm-started at the previous minimiser), and the reward of Fösel et al., PRX 8,
+031084 (2018), Eq. (6).
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ TUNED_DEFAULTS: dict[str, dict[str, Any]] = {
     "sb3-dqn": {"buffer_size": 100_000, "learning_starts": 1000, "target_update_interval": 1000,
                 "exploration_fraction": 0.2, "max_grad_norm": 10.0},
 }
-#: policy shape: hidden layers after the features extractor, and SmallCNN's output size (image observations)
+#: The policy's shape (hidden layers after the features extractor, and SmallCNN's output size for image observations).
 POLICY_DEFAULTS: dict[str, Any] = {"net_arch": [64, 64], "features_dim": 128}
 #: constructor arguments that are not hyperparameters (set by the trainer, or not JSON values)
 NOT_HYPERPARAMETERS = {"policy", "env", "seed", "device", "verbose", "tensorboard_log", "policy_kwargs",

@@ -150,7 +150,7 @@ def parse_assignment(text: str) -> tuple[str, Any]:
 
 
 class StopSignal:
-    """While active, the first SIGINT/SIGTERM only sets :attr:`signum` (the loop then saves and stops);
+    """While active, the first SIGINT/SIGTERM only sets ``signum`` (the loop then saves and stops);
     a second one raises ``KeyboardInterrupt``. Outside the main thread no handler is installed."""
 
     def __init__(self) -> None:

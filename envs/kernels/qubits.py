@@ -412,7 +412,7 @@ def recoverable_information_pairs(blocks: torch.Tensor, start: torch.Tensor | No
                                   grid: int = 48, refine: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """R_Q as :func:`recoverable_information`, for δρx, δρy, δρz in pair form (B, 3, 4, h) (:func:`to_pairs`).
 
-    Same search, with the closed-form trace norm of 2×2 blocks (:class:`_PairNorm`) instead of
+    Same search, with the closed-form trace norm of 2×2 blocks (``_PairNorm``) instead of
     eigendecompositions: a few hundred flops per state and Newton step.
     """
     return _minimise(_PairNorm.of(blocks), start, iterations, grid, refine)
