@@ -47,7 +47,8 @@ RANK_STATE = ("rollout", "generator", "buffer", "baseline_table")
 DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
 CHECKPOINT_EVERY = 600.0  # seconds between the checkpoints written during training
 PICTURE_EVERY = 300.0  # seconds between the episode pictures (also after the first iteration and at the end)
-PICTURE_SEED = 1_000_000  # the pictured episode is always the same one, so pictures compare along a run
+#: Seed of the pictured episode: always the same one, so the pictures compare along a run.
+PICTURE_SEED = 1_000_000
 #: keys of a --config file (YAML or TOML); CLI options override them
 FILE_KEYS = ("env", "agent", "num_envs", "device", "total_steps", "seed", "logdir", "env_kwargs", "hyperparameters")
 
