@@ -22,6 +22,9 @@ from physrl.envs.kernels.oscillator import (FockSpace, displaced_parity, echoed_
 
 CONTROLS = ("snap_displacement", "ecd")
 REWARD_MODES = ("fock", "wigner", "fidelity")
+SNAP_ALPHA_MAX = 3.0
+ECD_ALPHA_MAX = 1.5
+TRUNCATION_TOLERANCE = 1e-6
 CAT_AMPLITUDE = 2.0
 WIGNER_GRID = 81
 RENDER_EXTENT = 6.0
@@ -76,7 +79,7 @@ class OscillatorCore(BatchCore):
     render_modes = ("rgb_array",)
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", control: str = "snap_displacement",
-                 n_levels: int = 80, max_steps: int = 5, snap_phases: int | None = None, alpha_max: float = 3.0,
+                 n_levels: int = 80, max_steps: int = 5, snap_phases: int | None = None, alpha_max: float | None = None,
                  target: Any = "fock", n: int | None = None, reward_mode: str = "fock", wigner_samples: int = 1,
                  feedback: bool = False, n_steps: int | None = None) -> None:
         if n_steps is not None:
@@ -89,6 +92,8 @@ class OscillatorCore(BatchCore):
         if control == "ecd" and snap_phases is not None:
             raise ValueError("snap_phases is only used with control='snap_displacement'")
         self.snap_phases = check_int("snap_phases", 10 if snap_phases is None else snap_phases, 1, self.n_levels)
+        if alpha_max is None:
+            alpha_max = ECD_ALPHA_MAX if control == "ecd" else SNAP_ALPHA_MAX
         if isinstance(alpha_max, bool) or not isinstance(alpha_max, (int, float, np.number)) \
                 or not math.isfinite(alpha_max) or alpha_max <= 0:
             raise ValueError(f"alpha_max must be a finite number > 0, got {alpha_max!r}")
@@ -112,6 +117,8 @@ class OscillatorCore(BatchCore):
         top = torch.zeros(self.n_levels, dtype=torch.bool, device=self.device)
         top[-2:] = True
         self.top_levels = top
+        self.top_population = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        self.truncation_warned = False
         self._setup_wigner_reward()
         steps = self.max_steps
         action_size = 4 if self.qubit else 2 + self.snap_phases
@@ -144,6 +151,7 @@ class OscillatorCore(BatchCore):
         else:
             self.psi[index, 0] = 1
         self.outcome[index] = 0
+        self.top_population[index] = 0
 
     def observe(self) -> torch.Tensor:
         onehot = torch.nn.functional.one_hot(self.elapsed.clamp(max=self.max_steps), self.max_steps + 1)
@@ -160,6 +168,17 @@ class OscillatorCore(BatchCore):
             psi = rotate_qubit(psi, math.pi * a[:, 2], math.pi * a[:, 3])
             return echoed_conditional_displacement(self.space, psi, alpha)
         return self.space.displaced_snap(psi, alpha, math.pi * a[:, 2:])
+
+    def prepare(self, actions: torch.Tensor) -> torch.Tensor:
+        """The kets prepared from the initial state (vacuum, with ECD |g, 0⟩) by action sequences
+        ``actions`` (B, T, action size) in env units, without touching the envs' own state.
+        Differentiable in ``actions`` (the same kernels as :meth:`apply`; used by the gradient
+        optimal control of :mod:`physrl.agents.optimal_control`)."""
+        psi = torch.zeros(actions.shape[0], *self.state_shape, dtype=torch.complex128, device=self.device)
+        psi[(slice(None),) + (0,) * len(self.state_shape)] = 1
+        for t in range(actions.shape[1]):
+            psi = self.apply(psi, actions[:, t])
+        return psi
 
     def fidelity(self, psi: torch.Tensor) -> torch.Tensor:
         """F = |⟨target|ψ⟩|² (with ECD the target is |g⟩ ⊗ |target⟩)."""
@@ -180,8 +199,20 @@ class OscillatorCore(BatchCore):
         last = self.elapsed == self.max_steps - 1
         reward = torch.where(last, self.measure_reward(fidelity), 0.0).to(torch.float32)
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        info = {"fidelity": fidelity, "_fidelity": last, "top_population": population(self.psi, self.top_levels)}
+        self.top_population = torch.maximum(self.top_population, population(self.psi, self.top_levels))
+        if not self.truncation_warned and bool(last.any()):
+            self.warn_truncation(self.top_population[last].max())
+        info = {"fidelity": fidelity, "_fidelity": last, "top_population": self.top_population.clone()}
         return reward, terminated, info
+
+    def warn_truncation(self, worst: torch.Tensor) -> None:
+        """Warn once if an episode's state has reached the top Fock levels (the simulation is then wrong)."""
+        if float(worst) > TRUNCATION_TOLERANCE:
+            self.truncation_warned = True
+            warnings.warn(f"the state reached the truncation edge: the population of the top two of "
+                          f"n_levels={self.n_levels} Fock levels was {float(worst):.2g} > {TRUNCATION_TOLERANCE} "
+                          f"in an episode (alpha_max={self.alpha_max}), so its simulation is not the "
+                          "oscillator's; raise n_levels or lower alpha_max", RuntimeWarning, stacklevel=2)
 
     def measure_reward(self, fidelity: torch.Tensor) -> torch.Tensor:
         """The single-shot reward of every sub-env's current state (used at the last step)."""
@@ -262,7 +293,8 @@ class OscillatorStatePrepEnv(SingleEnv):
         max_steps (int): T, the number of control steps (default 5). The old name ``n_steps`` is still
             accepted with a DeprecationWarning.
         snap_phases (int | None): S ≤ N, the SNAP phases (default 10; SNAP + displacement only).
-        alpha_max (float): the scale of α (or β), > 0 (default 3.0).
+        alpha_max (float | None): the scale of α (or β), > 0 (default 3.0 for SNAP + displacement,
+            1.5 for ECD; see Physics).
         target (str | numpy.ndarray | qutip.Qobj): ``"fock"`` (with ``n``), ``"cat"`` (the even cat of
             amplitude 2, normalised in the truncated space) or a normalised ket of N amplitudes.
         n (int | None): the Fock level of ``target="fock"`` (default 1).
@@ -300,7 +332,12 @@ class OscillatorStatePrepEnv(SingleEnv):
         wrong. U − I maps any state into span{D(−α)|k⟩, k < S}, so T steps add at most
         (2T ‖P_top D(−α) Π_{<S}‖)² to the top-two population; this bound is largest at the corners
         and is 4·10⁻⁹ at N = 80 (56 at N = 40), so with the defaults the truncation is safe for every
-        action (tested). ``info["top_population"]`` reports that population after every step.
+        action (tested). ECD moves each qubit branch by up to |β|/2 ≤ α_max/√2 per step, so T steps
+        reach amplitudes up to T α_max/√2: with α_max = 3 that is 10.6 (mean photon number 112, far
+        above 80 levels), hence the ECD default α_max = 1.5 (amplitude ≤ 5.3; 4096 random sequences at
+        the corners of the box stay below 1e-14, tested). ``info["top_population"]`` reports the largest
+        top-two population after any step of the episode so far; an episode that ends above 10⁻⁶
+        raises a RuntimeWarning (once per env), since its simulation is then not the oscillator's.
 
     References:
         V. V. Sivak, A. Eickbusch, H. Liu, B. Royer, I. Tsioutsios, M. H. Devoret, *Model-Free Quantum

@@ -9,7 +9,7 @@ import qutip as qt
 import scipy.linalg
 import torch
 
-from physrl.envs.kernels.oscillator import FockSpace
+from physrl.envs.kernels.oscillator import FockSpace, population
 from physrl.envs.oscillator import OscillatorCore
 
 ENV_ID = "physrl/OscillatorStatePrep-v0"
@@ -88,7 +88,7 @@ def test_displacement_only_ecd_sequence_gives_the_coherent_state_fidelity():
     b1, b2 = 0.4 - 0.2j, 0.3 + 0.5j
     actions = np.array([[b1.real, b1.imag, 1.0, 0.0], [b2.real, b2.imag, 1.0, 0.0]], dtype=np.float32)
     for n in (0, 1, 3):
-        _, info = run_episode(actions, 1, control="ecd", max_steps=2, n=n, reward_mode="fidelity")
+        _, info = run_episode(actions, 1, control="ecd", alpha_max=3.0, max_steps=2, n=n, reward_mode="fidelity")
         beta = 3.0 * complex(*actions.astype(np.float64)[:, :2].sum(0))
         mean = abs(beta) ** 2 / 4
         assert float(info["fidelity"][0]) == pytest.approx(math.exp(-mean) * mean**n / math.factorial(n), abs=1e-10)
@@ -111,7 +111,7 @@ def test_fock_reward_expectation_is_two_f_minus_one():
     count = 4000
     for control, actions in [("snap_displacement", action[None]),
                              ("ecd", np.array([[0.3, -0.2, 1.0, 0.0], [0.1, 0.2, 0.6, 0.3]], np.float32))]:
-        options = {"n": 1, "max_steps": len(actions), "control": control}
+        options = {"n": 1, "max_steps": len(actions), "control": control, "alpha_max": 3.0}
         reward, info = run_episode(actions, count, **options)
         fidelity = float(info["fidelity"][0])
         assert 0.1 < fidelity < 0.9
@@ -190,6 +190,70 @@ def test_top_two_population_stays_below_1e_minus_6_for_every_action_at_the_defau
         _, _, _, _, info = envs.step(batch[:, t])
         worst = max(worst, float(info["top_population"].max()))
     assert worst < 1e-6
+
+
+def ecd_reference_state(actions: np.ndarray, n_levels: int = 80, alpha_max: float = 1.5) -> qt.Qobj:
+    """The ECD sequence in plain QuTiP: R(θ, φ) = exp(−iθ/2 (cos φ σx + sin φ σy)), then
+    ECD(β) = D(β/2)|e⟩⟨g| + D(−β/2)|g⟩⟨e| with D by scipy's expm."""
+    g, e = qt.basis(2, 0), qt.basis(2, 1)
+    a = qt.destroy(n_levels).full()
+    ket = qt.tensor(g, qt.basis(n_levels, 0))
+    for action in actions:
+        beta = alpha_max * complex(action[0], action[1])
+        theta, phi = math.pi * action[2], math.pi * action[3]
+        rotation = (-0.5j * theta * (math.cos(phi) * qt.sigmax() + math.sin(phi) * qt.sigmay())).expm()
+        half = qt.Qobj(scipy.linalg.expm(beta / 2 * a.conj().T - np.conj(beta) / 2 * a))
+        ecd = qt.tensor(e * g.dag(), half) + qt.tensor(g * e.dag(), half.dag())
+        ket = ecd * qt.tensor(rotation, qt.qeye(n_levels)) * ket
+    return ket
+
+
+def test_ecd_trajectory_matches_a_plain_qutip_sequence():
+    actions = np.random.default_rng(3).uniform(-1, 1, (5, 4)).astype(np.float32)
+    reference = ecd_reference_state(actions.astype(np.float64))
+    for n in (0, 2, 3):
+        _, info = run_episode(actions, 1, control="ecd", n=n, reward_mode="fidelity")
+        expected = abs(reference.overlap(qt.tensor(qt.basis(2, 0), qt.basis(80, n)))) ** 2
+        assert float(info["fidelity"][0]) == pytest.approx(expected, abs=1e-10)
+    assert 0.01 < expected  # a state with real weight on the target, not a trivially zero overlap
+
+
+def ecd_corner_sequences(count: int, seed: int) -> torch.Tensor:
+    """``count`` ECD sequences with every β at a corner of the box (the largest displacements) and
+    random qubit rotations, the first one the alternating sequence [s, s, 0, 0], s = 1, −1, 1, −1, 1."""
+    rng = np.random.default_rng(seed)
+    actions = rng.uniform(-1, 1, (count, 5, 4))
+    actions[:, :, :2] = rng.choice([-1.0, 1.0], size=(count, 5, 2))
+    actions[0] = [[s, s, 0, 0] for s in (1, -1, 1, -1, 1)]
+    return torch.as_tensor(actions.astype(np.float32))
+
+
+def test_ecd_top_two_population_stays_below_1e_minus_6_at_the_defaults():
+    batch = ecd_corner_sequences(4096, 8)
+    envs = gym.make_vec(ENV_ID, num_envs=len(batch), control="ecd", reward_mode="fidelity")
+    envs.reset(seed=0)
+    for t in range(5):
+        _, _, _, _, info = envs.step(batch[:, t])
+    assert float(info["top_population"].max()) < 1e-6
+    # the defaults also keep the kets equal to a 4× larger space's (the truncation changes nothing)
+    small, large = (OscillatorCore(256, control="ecd", n_levels=levels) for levels in (80, 320))
+    overlap = (small.prepare(batch[:256].double()).conj() * large.prepare(batch[:256].double())[..., :80]).sum((1, 2))
+    np.testing.assert_allclose(overlap.abs().square().numpy(), 1.0, atol=1e-10)
+
+
+def test_truncation_guard_keeps_the_episode_maximum_and_warns():
+    # with alpha_max = 3 the alternating corner sequence moves the state far past 80 levels: its top-two
+    # population peaks mid-episode (0.12 at step 4), and the guard must report that peak, not the last value
+    actions = ecd_corner_sequences(1, 0)[0]
+    core = OscillatorCore(1, control="ecd", alpha_max=3.0)
+    per_step = [float(population(core.prepare(actions[None, :t + 1].double()), core.top_levels)[0]) for t in range(5)]
+    assert max(per_step) > 0.1 and per_step[-1] < max(per_step) / 10
+    envs = gym.make_vec(ENV_ID, num_envs=1, control="ecd", alpha_max=3.0, reward_mode="fidelity")
+    envs.reset(seed=0)
+    with pytest.warns(RuntimeWarning, match="truncation edge"):
+        for t in range(5):
+            _, _, _, _, info = envs.step(actions[None, t])
+            assert float(info["top_population"][0]) == pytest.approx(max(per_step[:t + 1]), rel=1e-9)
 
 
 def test_targets_from_arrays_qobj_and_cat():
