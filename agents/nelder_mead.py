@@ -19,12 +19,9 @@ from physrl.envs.oscillator import OscillatorCore
 
 
 def sequence_fidelity(core: OscillatorCore, actions: np.ndarray) -> float:
-    """Exact fidelity of the T actions (T, action size) applied to vacuum on a one-env ``core``."""
-    core.reset(torch.zeros(1, dtype=torch.int64), torch.zeros(1, dtype=torch.int64))
-    psi = core.psi
-    for action in torch.as_tensor(actions, dtype=torch.float64):
-        psi = core.apply(psi, action[None])
-    return float(core.fidelity(psi)[0])
+    """Exact fidelity of the T actions (T, action size) applied to the initial state by ``core``."""
+    with torch.no_grad():
+        return float(core.fidelity(core.prepare(torch.as_tensor(actions, dtype=torch.float64)[None]))[0])
 
 
 def nelder_mead_fidelity(target_n: int, restarts: int = 10, seed: int = 0, max_evaluations: int = 20000,

@@ -1,0 +1,56 @@
+"""Gradient optimal control through the oscillator env's own kernels (physrl.agents.optimal_control)."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from physrl.agents.nelder_mead import sequence_fidelity
+from physrl.agents.optimal_control import actions_from_parameters, optimal_fidelity, sequence_infidelity
+from physrl.envs.oscillator import OscillatorCore
+
+ENV_ID = "physrl/OscillatorStatePrep-v0"
+
+
+@pytest.mark.parametrize("options", [{"n_levels": 30, "alpha_max": 2.0, "snap_phases": 5},
+                                     {"control": "ecd", "n_levels": 30}])
+def test_gradient_agrees_with_finite_differences(options):
+    core = OscillatorCore(1, target="fock", n=2, reward_mode="fidelity", max_steps=3, **options)
+    size = core.single_action_space.shape[0]
+    actions = torch.as_tensor(np.random.default_rng(0).uniform(-0.8, 0.8, (1, 3, size))).requires_grad_()
+    sequence_infidelity(core, actions).sum().backward()
+    step = 1e-6
+    numeric = np.zeros((3, size))
+    for index in np.ndindex(3, size):
+        shifted = [actions.detach().clone()[0].numpy() for _ in range(2)]
+        shifted[0][index] += step
+        shifted[1][index] -= step
+        numeric[index] = -(sequence_fidelity(core, shifted[0]) - sequence_fidelity(core, shifted[1])) / (2 * step)
+    assert np.abs(numeric).max() > 1e-2  # a point with a real gradient
+    np.testing.assert_allclose(actions.grad[0].numpy(), numeric, atol=1e-8, rtol=0)
+
+
+def test_parameters_map_into_the_box_with_periodic_angles():
+    x = torch.tensor([[5.0, -5.0, 1.5, -3.2, 0.25]])
+    np.testing.assert_allclose(actions_from_parameters(x).numpy(),
+                               [[np.tanh(5.0), -np.tanh(5.0), -0.5, 0.8, 0.25]], atol=1e-12)
+
+
+def test_reaches_fock_1_to_1e_minus_4_and_the_env_replays_it():
+    result = optimal_fidelity(1, restarts=4, iterations=100, polish=1, polish_iterations=100, seed=0,
+                               max_steps=3, n_levels=20, alpha_max=2.0, snap_phases=4)
+    assert result.fidelity >= 0.9999
+    assert result.actions.shape == (3, 6) and result.actions.dtype == np.float32
+    assert np.abs(result.actions).max() <= 1.0
+    env = gym.make(ENV_ID, n=1, max_steps=3, n_levels=20, alpha_max=2.0, snap_phases=4, reward_mode="fidelity")
+    env.reset(seed=0)
+    for action in result.actions:
+        *_, info = env.step(action)
+    assert info["fidelity"] == pytest.approx(result.fidelity, abs=1e-12)
+
+
+@pytest.mark.parametrize("options, match", [({"restarts": 0}, "restarts"), ({"polish": 5, "restarts": 4}, "polish"),
+                                            ({"learning_rate": 0.0}, "learning_rate"), ({"n_levels": 3, "snap_phases": 2}, "n must")])
+def test_bad_options_raise_clear_errors(options, match):
+    with pytest.raises(ValueError, match=match):
+        optimal_fidelity(3, **options)
