@@ -79,5 +79,17 @@ def escape_bars(app, what, name, obj, options, lines: list[str]) -> None:
 
 def setup(app) -> None:
     app.connect("autodoc-process-docstring", escape_bars)
+    # Napoleon reads the first line of a ``#:`` comment as "type: text"; our constants' comments are
+    # plain sentences, so napoleon formats only modules, classes, functions and methods.
+    from sphinx.ext.napoleon import _process_docstring
+    for listener in list(app.events.listeners["autodoc-process-docstring"]):
+        if listener.handler is _process_docstring:
+            app.disconnect(listener.id)
+
+    def napoleon_except_data(app, what, name, obj, options, lines):
+        if what not in ("data", "attribute"):
+            _process_docstring(app, what, name, obj, options, lines)
+
+    app.connect("autodoc-process-docstring", napoleon_except_data)
     for handler in logging.getLogger("sphinx").handlers:
         handler.filters.insert(0, _EmptyGlob())
