@@ -67,7 +67,11 @@ class Agent:
     def default_num_steps(self, num_steps: int | None) -> int:
         """Steps per iteration; ``None`` means one episode cycle: the horizon plus the autoreset step."""
         if num_steps is None:
-            return self.envs.core.max_steps + 1
+            horizon = getattr(getattr(self.envs, "core", self.envs), "max_steps", None)
+            if horizon is None:
+                raise ValueError(f"num_steps must be given for an env without a time limit (max_episode_steps), "
+                                 f"such as {getattr(self.envs, 'env_id', type(self.envs).__name__)}")
+            return horizon + 1
         return check_int("num_steps", num_steps, 1)
 
     def discrete_actions(self) -> int:

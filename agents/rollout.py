@@ -62,8 +62,9 @@ class Rollout:
     """
 
     def __init__(self, envs: VectorEnv, seed: int) -> None:
-        if not hasattr(envs, "core") or getattr(envs, "metadata", {}).get("autoreset_mode") is None:
-            raise TypeError(f"envs must be a physrl vector env (gym.make_vec('physrl/...')), got {type(envs).__name__}")
+        if not callable(getattr(envs, "state_dict", None)) or getattr(envs, "metadata", {}).get("autoreset_mode") is None:
+            raise TypeError("envs must be a torch vector env (physrl.envs.gym_adapter.make_torch_vec(id, num_envs)), "
+                            f"got {type(envs).__name__}")
         self.envs, self.seed = envs, seed
         n, device = envs.num_envs, envs.device
         self.obs: torch.Tensor | None = None
@@ -106,8 +107,9 @@ class Rollout:
                 "running_length": self.running_length, "envs": self.envs.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the rollout and the env; with a different ``num_envs`` the env restarts from ``seed``."""
-        if state["envs"]["num_envs"] != self.envs.num_envs or state["obs"] is None:
+        """Restore the rollout and the env; with a different ``num_envs``, or an env whose state cannot be
+        saved (a Gymnasium env without a physrl core), the env restarts from ``seed``."""
+        if state["envs"]["num_envs"] != self.envs.num_envs or state["obs"] is None or not state["envs"].get("exact", True):
             self.obs = None
             return
         device = self.envs.device

@@ -15,6 +15,8 @@ import gymnasium as gym
 import torch
 from gymnasium import spaces
 
+from physrl.envs.gym_adapter import make_torch_vec
+
 FORMAT = "physrl-checkpoint-1"
 CHECKPOINT_NAME = "checkpoint.pt"
 CONFIG_KEYS = ("env_id", "env_kwargs", "agent", "hyperparameters", "seed", "num_envs", "total_steps",
@@ -117,8 +119,9 @@ class Policy:
 
 
 def make_envs(config: dict[str, Any], num_envs: int, device: torch.device | str) -> gym.vector.VectorEnv:
-    """The vector face of the run's env (with its env kwargs) on ``device``."""
-    return gym.make_vec(config["env_id"], num_envs=num_envs, device=device, **config["env_kwargs"])
+    """The torch vector face of the run's env (with its env kwargs) on ``device``: physrl's own, or
+    Gymnasium's vectorisation behind :class:`~physrl.envs.gym_adapter.GymnasiumVectorEnv`."""
+    return make_torch_vec(config["env_id"], num_envs, device, **config["env_kwargs"])
 
 
 def restore_agent(checkpoint: dict[str, Any], device: torch.device | str) -> Any:

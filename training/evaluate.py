@@ -50,7 +50,7 @@ def evaluate(checkpoint: str | Path, episodes: int = 100, seed: int = EVAL_SEED,
         count = min(CHUNK, episodes - start)
         envs = make_envs(policy.config, count, device)
         observations, _ = envs.reset(seed=seed + start)
-        core = envs.unwrapped.core
+        core = getattr(envs.unwrapped, "core", None)
         if isinstance(core, MazeCore):
             optima.extend(float(optimal_return(core.layout(i), core.max_steps, core.delete_chests))
                           for i in range(count))

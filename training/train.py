@@ -346,7 +346,13 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
         config["hyperparameters"] = {**sb3.default_hyperparameters(name), **config["hyperparameters"]}
         learner = sb3.make_model(name, envs, config["hyperparameters"], config["seed"], config["device"])
     else:
-        learner = our_agents()[name](envs, seed=config["seed"], **config["hyperparameters"])
+        try:
+            learner = our_agents()[name](envs, seed=config["seed"], **config["hyperparameters"])
+        except (ValueError, TypeError) as error:
+            envs.close()
+            raise type(error)(f"agent {name!r} cannot train on {config['env_id']} (observation space "
+                              f"{envs.single_observation_space}, action space {envs.single_action_space}): "
+                              f"{error}") from None
         config["hyperparameters"] = dict(learner.hyperparameters)
     if checkpoint is None:
         run_dir = broadcast(_new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
