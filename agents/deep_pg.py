@@ -222,7 +222,9 @@ class DeepPolicyGradient(Agent):
         updates = hp["update_epochs"] * -(-n // size)
         logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
         if self.critic is not None:
-            logged["losses/explained_variance"] = explained_variance(batch.extras["value"].flatten(), targets, mask)
+            explained = explained_variance(batch.extras["value"].flatten(), targets, mask)
+            if explained == explained:  # not NaN: the targets varied
+                logged["losses/explained_variance"] = explained
         if hp["ent_coef_final"] is not None:
             logged["charts/ent_coef"] = ent_coef
         return {**batch.episode_stats(), **logged}
