@@ -29,7 +29,9 @@ class DeepPolicyGradient(Agent):
     Networks (``network``): ``"auto"`` (CNN for image observations, MLP otherwise; Discrete
     observations are one-hot encoded), ``"mlp"``, ``"cnn"``, ``"action_map"`` (the course's maze
     network), ``"egocentric"`` (a CNN on the maze centred on the robot), ``"value_prop"`` (a maze
-    planner with learned rewards, :class:`~physrl.agents.networks.ValuePropagationNet`). Actor and
+    planner with learned rewards, :class:`~physrl.agents.networks.ValuePropagationNet`), ``"route"`` (the
+    chests and path lengths behind each move of the maze robot, read by a learned network,
+    :class:`~physrl.agents.networks.RouteNet`). Actor and
     critic are separate networks of the same kind. Discrete actions get a Categorical head; Box
     actions a Gaussian whose mean lies in the box and whose samples are clipped to it.
 

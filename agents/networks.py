@@ -8,6 +8,8 @@
   a final 3×3 convolution to one channel per output, read at the robot's cell;
 * :class:`ValuePropagationNet` — a maze planner with learned rewards: values spread from rewarding
   cells along free paths (max-propagation, Nardelli et al. 2019), read around the robot;
+* :class:`RouteNet` — for each first move of the maze robot, how many chests lie within k steps
+  behind it and how many cells a walk to them covers (:func:`route_features`), read by a learned network;
 * :class:`CategoricalHead` / :class:`GaussianHead` — sampling with a ``torch.Generator``, log-probs,
   entropies; the Gaussian's mean is squashed into the action box and samples are clipped to it.
 """
@@ -23,10 +25,11 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
+from physrl.envs.core import check_int
 from physrl.envs.maze import MOVES
 
 #: The network kinds of the ``network`` hyperparameter.
-NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop")
+NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop", "route")
 
 
 def init_layer(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
@@ -167,6 +170,129 @@ class ValuePropagationNet(nn.Module):
         return self.head(torch.cat([around.flatten(1), reward.mean((1, 2))[:, None]], dim=1))
 
 
+class _Shifter:
+    """The four neighbours (up, right, down, left) of every cell of (B, H, W) grids, ``fill`` outside.
+
+    One padded buffer is reused: only its interior is rewritten on each call.
+    """
+
+    def __init__(self, like: torch.Tensor, fill: float) -> None:
+        self.padded = F.pad(torch.zeros_like(like), (1, 1, 1, 1), value=fill)
+
+    def __call__(self, grid: torch.Tensor) -> list[torch.Tensor]:
+        padded = self.padded
+        padded[:, 1:-1, 1:-1] = grid
+        return [padded[:, :-2, 1:-1], padded[:, 1:-1, 2:], padded[:, 2:, 1:-1], padded[:, 1:-1, :-2]]
+
+
+def route_features(obs: torch.Tensor, horizon: int, robot_channel: int = 2, wall_channel: int = 0,
+                   chest_channel: int = 1) -> torch.Tensor:
+    """What lies behind each first move of the robot: (B, 4, 2·horizon) for the moves up, right, down, left.
+
+    Walking distances d(s) from the robot (up to ``horizon``; farther cells do not count) split the
+    free cells into *branches*: a cell belongs to branch m when a shortest path to it starts with
+    move m (on a perfect maze, a tree, exactly one). For k = 1 … horizon the features of branch m are
+
+    * ``chests[k]``: the chests of the branch within k steps of the robot, over 4;
+    * ``cover[k]``: the cells of the branch on the paths to those chests, over 16; a walk that
+      collects them all and comes back takes 2·cover[k] steps, one that ends at the farthest
+      2·cover[k] − k.
+
+    Together they trace, per branch, how many chests a walk of a given length collects, counting the
+    way back out of dead ends: the quantity a nearest-chest rule ignores. The distances come from
+    the breadth-first relaxation of :func:`physrl.envs.maze.greedy_actions`; a cell's *downstream*
+    chest distance (the nearest chest behind it, seen from the robot) is relaxed the same way
+    against the neighbours one step farther out. Nothing here is learned; no gradient flows.
+    """
+    with torch.no_grad():
+        obs = obs.to(torch.float32)
+        walls, chests = obs[:, wall_channel] > 0.5, obs[:, chest_channel] > 0.5
+        b, h, w = walls.shape
+        far = float(horizon + 1)
+        cell = obs[:, robot_channel].flatten(1).argmax(dim=1)
+        dist = torch.full((b, h * w), far, device=obs.device)
+        dist.scatter_(1, cell[:, None], 0.0)
+        dist, blocked = dist.view(b, h, w), walls.to(torch.float32) * far
+        far_outside, none_outside = _Shifter(dist, far), _Shifter(dist, 0.0)
+        for _ in range(horizon):
+            up, right, down, left = far_outside(dist)
+            nearest = torch.minimum(torch.minimum(up, down), torch.minimum(right, left))
+            dist = torch.minimum(dist, nearest + 1).maximum(blocked)
+        near = [n.clone() for n in far_outside(dist)]
+        # branch of every cell, 1 … 4 for the moves up … left (0: none): the robot's neighbours start
+        # their own (the robot lies opposite the move that reaches them), a cell inherits its parent's
+        # (ties, absent from perfect mazes, go to the last move)
+        branch = sum((move + 1) * ((dist == 1) & (near[back] == 0)).to(torch.float32)
+                     for move, back in enumerate((2, 3, 0, 1)))
+        parents = [((n == dist - 1) & (dist >= 2)).to(torch.float32) for n in near]
+        for _ in range(horizon - 1):
+            inherited = [n * p for n, p in zip(none_outside(branch), parents)]
+            branch = torch.maximum(torch.maximum(branch, torch.maximum(inherited[0], inherited[1])),
+                                   torch.maximum(inherited[2], inherited[3]))
+        chest_dist = torch.where(chests & (dist <= horizon), dist, far)
+        beyond = [torch.where((n == dist + 1) & (dist < far), 0.0, far) for n in near]  # not a child: far
+        downstream = chest_dist
+        for _ in range(horizon):
+            up, right, down, left = (n.maximum(x) for n, x in zip(far_outside(downstream), beyond))
+            downstream = torch.minimum(downstream, torch.minimum(torch.minimum(up, down), torch.minimum(right, left)))
+        branch = F.one_hot(branch.flatten(1).long(), 5)[:, :, 1:].transpose(1, 2).to(torch.float32)  # (B, 4, HW)
+        bins = int(far) + 1
+        chest_hist = F.one_hot(chest_dist.flatten(1).long(), bins).to(torch.float32)[:, :, 1:]  # (B, HW, far)
+        cover_hist = F.one_hot(downstream.flatten(1).long(), bins).to(torch.float32)[:, :, 1:]
+        chest_count = torch.einsum("bmc,bck->bmk", branch, chest_hist).cumsum(2)[:, :, :horizon] / 4
+        cover_count = torch.einsum("bmc,bck->bmk", branch, cover_hist).cumsum(2)[:, :, :horizon] / 16
+        return torch.cat([chest_count, cover_count], dim=2)
+
+
+class RouteNet(nn.Module):
+    """Which way to walk, from how many chests each first move leads to and how far apart they lie.
+
+    :func:`route_features` describes, for each of the four moves, the chests within k steps behind
+    it and the cells a walk to them covers (k = 1 … ``horizon``), a fixed breadth-first computation
+    on the observation. The learned part reads them: with ``out_dim`` equal to the number of maze
+    moves one logit per move from a network shared by the moves, fed with that move's features, a
+    "blocked" flag, a "stay" flag and the features summed over all four moves (so each move is weighed
+    against the others, the same rule for every direction); otherwise (a critic) a network over the
+    features of all four moves. The maze's time limit is not observed; ``horizon`` (default 40, the
+    challenge's) bounds the distances that count.
+    """
+
+    def __init__(self, observation_space: spaces.Box, out_dim: int, hidden_sizes: Sequence[int],
+                 out_gain: float = 1.0, horizon: int = 40, robot_channel: int = 2, wall_channel: int = 0,
+                 chest_channel: int = 1) -> None:
+        super().__init__()
+        self.horizon = check_int("horizon", horizon, 1)
+        self.channels = (robot_channel, wall_channel, chest_channel)
+        self.per_move = out_dim == len(MOVES)
+        features = 2 * horizon
+        hidden = list(hidden_sizes) or [64]
+        in_dim = 2 * features + 2 if self.per_move else 4 * (features + 1)
+        layers: list[nn.Module] = []
+        for width in hidden:
+            layers += [init_layer(nn.Linear(in_dim, width)), nn.Tanh()]
+            in_dim = width
+        layers.append(init_layer(nn.Linear(in_dim, 1 if self.per_move else out_dim), out_gain))
+        self.head = nn.Sequential(*layers)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        robot, wall, chest = self.channels
+        features = route_features(obs, self.horizon, robot, wall, chest)           # (B, 4, F)
+        b = features.shape[0]
+        cell = obs[:, robot].flatten(1).argmax(dim=1)
+        walls = F.pad(obs[:, wall].to(torch.float32), (1, 1, 1, 1), value=1.0)
+        rows, cols = cell // obs.shape[-1] + 1, cell % obs.shape[-1] + 1
+        batch = torch.arange(b, device=obs.device)
+        blocked = torch.stack([walls[batch, rows + dr, cols + dc] for dr, dc in MOVES[1:]], dim=1)  # (B, 4)
+        if not self.per_move:
+            return self.head(torch.cat([features, blocked[:, :, None]], dim=2).flatten(1))
+        moves = torch.cat([torch.zeros_like(features[:, :1]), features], dim=1)   # stay first, as in MOVES
+        flags = torch.zeros(b, len(MOVES), 2, device=obs.device)
+        flags[:, 0, 1] = 1.0
+        flags[:, 1:, 0] = blocked
+        total = features.sum(1, keepdim=True).expand(-1, len(MOVES), -1)
+        return self.head(torch.cat([moves, flags, total], dim=2)).squeeze(-1)
+
+
 class Egocentric(nn.Module):
     """Shift image observations (B, C, M, M) so the robot (argmax of ``robot_channel``) is at the centre.
 
@@ -205,7 +331,7 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
     is_image = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3
     if kind == "auto":
         kind = "cnn" if is_image else "mlp"
-    if kind in ("cnn", "action_map", "egocentric", "value_prop") and not is_image:
+    if kind in ("cnn", "action_map", "egocentric", "value_prop", "route") and not is_image:
         raise ValueError(f"network={kind!r} needs image observations (C, H, W), got {observation_space}")
     if kind == "mlp" and not isinstance(observation_space, (spaces.Discrete, spaces.Box)):
         raise TypeError(f"network='mlp' needs a Discrete or Box observation space, got {observation_space}")
@@ -215,6 +341,8 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
         return ActionMapNet(observation_space, out_dim, out_gain)
     if kind == "value_prop":
         return ValuePropagationNet(observation_space, out_dim, hidden_sizes, out_gain)
+    if kind == "route":
+        return RouteNet(observation_space, out_dim, hidden_sizes, out_gain)
     if kind == "egocentric":
         view = Egocentric(observation_space)
         return nn.Sequential(view, CNN(spaces.Box(0.0, 1.0, view.shape), out_dim, hidden_sizes, out_gain))
