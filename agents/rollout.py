@@ -56,7 +56,10 @@ class Batch:
 class Rollout:
     """Collects consecutive fixed-length batches from a vector env, carrying episodes across batches.
 
-    The first :meth:`collect` resets the env with ``seed``. Its ``state_dict`` includes the env's
+    The first :meth:`collect` resets the env with ``seed``. With ``keep_starts`` set, after each
+    :meth:`collect` ``finished`` holds the first observation and the return of every episode that
+    ended in it (for physics metrics of the episodes played, such as the maze's exact optimum; it
+    costs one host synchronisation per batch). Its ``state_dict`` includes the env's
     own state (every tensor of its batched core and random streams), so that a resumed run continues
     exactly where the saved one stopped.
     """
@@ -71,13 +74,17 @@ class Rollout:
         self.prev_done = torch.zeros(n, dtype=torch.bool, device=device)
         self.running_return = torch.zeros(n, dtype=torch.float32, device=device)
         self.running_length = torch.zeros(n, dtype=torch.int64, device=device)
+        self.keep_starts = False
+        self.episode_start: torch.Tensor | None = None
+        self.finished: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def collect(self, num_steps: int, policy: Policy) -> Batch:
-        """Step every sub-env ``num_steps`` times with ``policy``; no host synchronisation."""
+        """Step every sub-env ``num_steps`` times with ``policy``; no host synchronisation (unless ``keep_starts``)."""
         if self.obs is None:
             self.obs, _ = self.envs.reset(seed=self.seed)
+            self.episode_start = self.obs.clone()
         obs_buf, action_buf, extra_bufs = [], [], {}
-        rewards, terms, dones, valid, returns, lengths = [], [], [], [], [], []
+        rewards, terms, dones, valid, returns, lengths, starts = [], [], [], [], [], [], []
         for _ in range(num_steps):
             obs_buf.append(self.obs)
             valid.append(~self.prev_done)
@@ -86,6 +93,9 @@ class Rollout:
             for key, value in extras.items():
                 extra_bufs.setdefault(key, []).append(value)
             self.obs, reward, terminated, truncated, _ = self.envs.step(actions)
+            if self.keep_starts:  # after an autoreset step the observation is a new episode's first one
+                self.episode_start = torch.where(self._expand(~valid[-1]), self.obs, self.episode_start)
+                starts.append(self.episode_start)
             done = terminated | truncated
             reward = reward.to(torch.float32)
             self.running_return += reward
@@ -98,13 +108,21 @@ class Rollout:
             self.running_return.masked_fill_(done, 0.0)
             self.running_length.masked_fill_(done, 0)
             self.prev_done = done
+        if self.keep_starts:
+            ended = torch.stack(dones)
+            self.finished = (torch.stack(starts)[ended], torch.stack(returns)[ended])
         return Batch(torch.stack(obs_buf), torch.stack(action_buf), torch.stack(rewards), torch.stack(terms), torch.stack(dones),
                      torch.stack(valid), {k: torch.stack(v) for k, v in extra_bufs.items()}, self.obs,
                      torch.stack(returns), torch.stack(lengths))
 
+    def _expand(self, done: torch.Tensor) -> torch.Tensor:
+        """``done`` (B,) shaped to broadcast against a batch of observations."""
+        return done.view(-1, *([1] * (self.obs.dim() - 1)))
+
     def state_dict(self) -> dict[str, Any]:
         return {"obs": self.obs, "prev_done": self.prev_done, "running_return": self.running_return,
-                "running_length": self.running_length, "envs": self.envs.state_dict()}
+                "running_length": self.running_length, "episode_start": self.episode_start,
+                "envs": self.envs.state_dict()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore the rollout and the env; with a different ``num_envs``, or an env whose state cannot be
@@ -118,6 +136,8 @@ class Rollout:
         self.prev_done = state["prev_done"].to(device)
         self.running_return = state["running_return"].to(device)
         self.running_length = state["running_length"].to(device)
+        start = state.get("episode_start")  # absent from checkpoints written before it was kept
+        self.episode_start = self.obs.clone() if start is None else start.to(device)
 
 
 def discounted_returns(rewards: torch.Tensor, dones: torch.Tensor, gamma: float,

@@ -4,9 +4,11 @@ Every run writes ``{logdir}/{env}__{agent}__{seed}__{timestamp}/`` holding ``che
 ``config.json`` and TensorBoard events: ``charts/episodic_return``, ``charts/episodic_length``,
 ``charts/SPS``, ``charts/learning_rate``, the agent's ``losses/*``, a picture of one greedy episode of
 the current policy with the env's own charts (``images/episode``, ``charts/*``: see
-``BatchCore.episode_summary``) every ``picture_every`` seconds, and the hyperparameters as a text
-table and in TensorBoard's HPARAMS tab with ``hparams/final_return``. SIGINT or SIGTERM stops after
-the current iteration, saves a checkpoint and exits; ``--resume`` continues that run at the same step.
+``BatchCore.episode_summary``) every ``picture_every`` seconds, on the treasure maze the return over
+the exact optimum of the training episodes (``charts/optimum_ratio``, see :mod:`physrl.training.maze_log`),
+and the hyperparameters as a text table and in TensorBoard's HPARAMS tab with ``hparams/final_return``.
+SIGINT or SIGTERM stops after the current iteration, saves a checkpoint and exits; ``--resume``
+continues that run at the same step.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from physrl.envs.core import check_int
 from physrl.training import sb3
 from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
                                         make_envs, save_checkpoint, space_spec)
+from physrl.training.maze_log import MazeOptimumLog
 
 #: agents that train data-parallel under torchrun (their updates are gradient steps), and the parts
 #: of their state that differ between ranks (stored per rank in the checkpoint)
@@ -439,11 +442,14 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
                     save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, sb3.model_state(learner))
             else:
                 saved, pictured = time.monotonic(), None
+                optimum = MazeOptimumLog(run.envs, learner) if MazeOptimumLog.applies(run.envs, learner) else None
                 while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
                     stats = learner.learn_iteration()
                     optimizer = getattr(learner, "optimizer", None)
                     if optimizer is not None:
                         stats["charts/learning_rate"] = float(optimizer.param_groups[0]["lr"])
+                    if optimum is not None and rank == 0:
+                        stats.update(optimum.stats())
                     log.log(learner.global_step, stats)
                     if pictured is None or time.monotonic() - pictured >= picture_every:
                         picture()
