@@ -274,9 +274,23 @@ class RouteNet(nn.Module):
         layers.append(init_layer(nn.Linear(in_dim, 1 if self.per_move else out_dim), out_gain))
         self.head = nn.Sequential(*layers)
 
+    #: the last observation batch, its version and its features: an actor and a critic that read the
+    #: same tensor (as the policy gradient's do) compute the features once
+    _last: tuple[torch.Tensor, int, tuple, torch.Tensor] | None = None
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """:func:`route_features` of ``obs`` (B, 4, 2·horizon), reused when called again on the same tensor."""
+        key = (self.horizon, self.channels)
+        last = RouteNet._last
+        if last is not None and last[0] is obs and last[1] == obs._version and last[2] == key:
+            return last[3]
+        features = route_features(obs, self.horizon, *self.channels)
+        RouteNet._last = (obs, obs._version, key, features)
+        return features
+
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        robot, wall, chest = self.channels
-        features = route_features(obs, self.horizon, robot, wall, chest)           # (B, 4, F)
+        robot, wall, _ = self.channels
+        features = self.features(obs)                                               # (B, 4, F)
         b = features.shape[0]
         cell = obs[:, robot].flatten(1).argmax(dim=1)
         walls = F.pad(obs[:, wall].to(torch.float32), (1, 1, 1, 1), value=1.0)

@@ -64,3 +64,17 @@ def test_route_net_gives_one_logit_per_move_from_a_rule_shared_by_the_moves():
         build_network("route", spaces.Box(0.0, 1.0, (4,)), 5, (8,))
     with pytest.raises(ValueError, match="horizon"):
         RouteNet(space, 5, (8,), horizon=0)
+
+
+@torch.no_grad()
+def test_actor_and_critic_share_the_features_of_one_tensor_but_never_stale_ones():
+    space = spaces.Box(0.0, 1.0, (3, 15, 15))
+    actor, critic = (build_network("route", space, out, (16,)) for out in (5, 1))
+    envs = gym.make_vec("physrl/TreasureMazeChallenge-v0", num_envs=3)
+    obs, _ = envs.reset(seed=2)
+    first = actor.features(obs)
+    assert critic.features(obs) is first                       # computed once for both
+    assert actor.features(obs.clone()) is not first            # another tensor: computed again
+    assert torch.equal(actor.features(obs.clone()), first)
+    obs[:, 1] = 0.0                                            # changed in place: no chest left
+    assert actor.features(obs)[:, :, :40].sum() == 0
