@@ -1,5 +1,5 @@
 """The documentation cannot rot: the Sphinx site builds with warnings as errors, and every Python
-block of docs/**/*.md runs.
+block of README.md and docs/**/*.md runs.
 
 Snippets run per file, in order, in one namespace, as a reader follows a page from top to bottom
 (a block may use the names of the blocks above it on the same page), in a temporary working
@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = sorted((ROOT / "docs").rglob("*.md"))
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 PAGES = [p for p in PAGES if "_build" not in p.parts]
 FENCE = re.compile(r"^```python[ \t]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
 
