@@ -8,6 +8,7 @@ core's device) are thin faces over it and contain no physics.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
@@ -157,8 +158,28 @@ def _check_seed(seed: Any) -> int:
     return check_int("seed", seed, 0, MAX_SEED)
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Whether two attribute values are equal (tensors and arrays elementwise)."""
+    if isinstance(a, (torch.Tensor, np.ndarray)) or isinstance(b, (torch.Tensor, np.ndarray)):
+        return bool(np.array_equal(np.asarray(a.cpu() if isinstance(a, torch.Tensor) else a),
+                                   np.asarray(b.cpu() if isinstance(b, torch.Tensor) else b)))
+    return a == b
+
+
+def default_horizon(core_class: type[BatchCore]) -> int:
+    """The default ``max_steps`` of a core: the registered ``max_episode_steps`` of its ids."""
+    return inspect.signature(core_class).parameters["max_steps"].default
+
+
+ARRAYS = ("torch", "numpy")
+
+
 class SingleEnv(gym.Env):
-    """The single-env face: a batch of one on the CPU, numpy observations, float rewards, bool flags."""
+    """The single-env face: a batch of one on the CPU, numpy observations, float rewards, bool flags.
+
+    ``gym.make`` wraps it in ``TimeLimit`` at the registered ``max_episode_steps`` (the default
+    ``max_steps``); the core truncates at the same step, so the wrapper agrees with the vector face.
+    """
 
     core_class: ClassVar[type[BatchCore]]
 
@@ -223,6 +244,10 @@ class VectorEnv(gym.vector.VectorEnv):
 
     Sub-env ``i`` of ``reset(seed=s)`` follows exactly the trajectory of a single env reset with
     ``seed=s + i``. Actions are a tensor (or array) with leading dimension ``num_envs``.
+    ``array="numpy"`` gives every output as numpy arrays instead (for Gymnasium's numpy vector
+    wrappers); ``max_episode_steps`` is Gymnasium's name for the horizon ``max_steps``. Infos,
+    ``get_attr``/``call``/``set_attr``, ``np_random_seed`` and ``reset_mask`` follow
+    ``gymnasium.vector.SyncVectorEnv`` over the single face.
     """
 
     core_class: ClassVar[type[BatchCore]]
@@ -233,7 +258,10 @@ class VectorEnv(gym.vector.VectorEnv):
                         "render_modes": list(cls.core_class.render_modes), "render_fps": 4}
 
     def __init__(self, num_envs: int = 1, device: torch.device | str = "cpu", render_mode: str | None = None,
-                 **options: Any) -> None:
+                 array: str = "torch", max_episode_steps: int | None = None, **options: Any) -> None:
+        self.array = check_choice("array", array, ARRAYS)
+        if max_episode_steps is not None:
+            options["max_steps"] = self._horizon(max_episode_steps, options.get("max_steps"))
         self.core = self.core_class(num_envs=num_envs, device=device, **options)
         self.num_envs = self.core.num_envs
         self.device = self.core.device
@@ -247,35 +275,69 @@ class VectorEnv(gym.vector.VectorEnv):
         self._all = torch.arange(self.num_envs, device=self.device)
         self._autoreset = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self._started = False
+        self._seeds: np.ndarray | None = None
+
+    def _horizon(self, max_episode_steps: int, max_steps: int | None) -> int:
+        """Gymnasium's ``max_episode_steps`` (``gym.make_vec`` passes the registered one) as ``max_steps``."""
+        if max_steps is None or max_steps == max_episode_steps:
+            return max_episode_steps
+        if max_episode_steps == default_horizon(self.core_class):
+            return max_steps  # the registered default, passed by gym.make_vec: the explicit max_steps wins
+        raise ValueError(f"max_steps={max_steps} and max_episode_steps={max_episode_steps} disagree: "
+                         "give the horizon once (max_episode_steps is Gymnasium's name for max_steps)")
+
+    @property
+    def np_random_seed(self) -> tuple[int, ...]:
+        """The seed each sub-env was last reset with (as ``SyncVectorEnv`` reports them)."""
+        if self._seeds is None:
+            base = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(2))
+            _check_seed(base + self.num_envs - 1)
+            self._seeds = np.arange(self.num_envs, dtype=np.int64) + base
+        return tuple(int(s) for s in self._seeds)
+
+    def _reset_index(self, options: dict | None) -> torch.Tensor:
+        """The sub-envs to reset: all, or ``options["reset_mask"]`` validated as Gymnasium's vector envs do."""
+        if not options or "reset_mask" not in options:
+            return self._all
+        mask = options["reset_mask"]
+        if not isinstance(mask, (np.ndarray, torch.Tensor)):
+            raise TypeError(f"options['reset_mask'] must be a numpy array or torch tensor of bools, "
+                            f"got {type(mask).__name__}")
+        if tuple(mask.shape) != (self.num_envs,):
+            raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},), got {tuple(mask.shape)}")
+        if mask.dtype not in (np.bool_, torch.bool):
+            raise TypeError(f"options['reset_mask'] must have a bool dtype, got {mask.dtype}")
+        mask = torch.as_tensor(mask, device=self.device)
+        if not bool(mask.any()):
+            raise ValueError("options['reset_mask'] must contain at least one True value (which sub-envs to reset)")
+        return mask.nonzero().squeeze(1)
 
     def reset(self, *, seed: int | Sequence[int] | None = None,
-              options: dict | None = None) -> tuple[torch.Tensor, dict]:
+              options: dict | None = None) -> tuple[torch.Tensor | np.ndarray, dict]:
         """Reset all sub-envs (or those in ``options["reset_mask"]``); ``seed`` is an int or one per env."""
-        index = self._all
-        if options and "reset_mask" in options:
-            mask = torch.as_tensor(options["reset_mask"], device=self.device, dtype=torch.bool)
-            if mask.shape != (self.num_envs,):
-                raise ValueError(f"options['reset_mask'] must have shape ({self.num_envs},), got {tuple(mask.shape)}")
-            index = mask.nonzero().squeeze(1)
+        index = self._reset_index(options)
         if seed is None and not self._started:
-            seed = int(np.random.SeedSequence().generate_state(1, np.uint64)[0] >> np.uint64(2))
+            seed = [int(s) for s in self.np_random_seed]
         if seed is None:
             seeds = None
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = torch.arange(self.num_envs, dtype=torch.int64) + _check_seed(seed)
-            _check_seed(int(seeds[-1]))
-            seeds = seeds.to(self.device)[index]
+            all_seeds = np.arange(self.num_envs, dtype=np.int64) + _check_seed(seed)
+            _check_seed(int(all_seeds[-1]))
         else:
-            seeds = [_check_seed(s) for s in seed]
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed must be an int or a list of {self.num_envs} ints, got {len(seeds)} seeds")
-            seeds = torch.tensor(seeds, dtype=torch.int64, device=self.device)[index]
+            all_seeds = np.array([_check_seed(s) for s in seed], dtype=np.int64)
+            if len(all_seeds) != self.num_envs:
+                raise ValueError(f"seed must be an int or a list of {self.num_envs} ints, got {len(all_seeds)} seeds")
+        if seed is not None:
+            seeds = torch.as_tensor(all_seeds, device=self.device)[index]
+            if self._seeds is None:
+                self._seeds = all_seeds
+            self._seeds[index.cpu().numpy()] = all_seeds[index.cpu().numpy()]
         self.core.reset(index, seeds)
         self._autoreset[index] = False
         self._started = True
-        return self.core.observe(), {}
+        return self._output(self.core.observe()), {}
 
-    def step(self, actions: Any) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+    def step(self, actions: Any) -> tuple[Any, Any, Any, Any, dict[str, Any]]:
         if not self._started:
             raise gym.error.ResetNeeded("call reset() before step()")
         actions = self.core.check_actions(actions)
@@ -287,13 +349,86 @@ class VectorEnv(gym.vector.VectorEnv):
             reward = reward.masked_fill(restarted, 0.0)
             terminated = terminated & valid
             truncated = truncated & valid
-        infos: dict[str, torch.Tensor] = {}
-        for key, value in info.items():
-            if not key.startswith("_"):
-                infos[key] = value
-                infos["_" + key] = info.get("_" + key, valid) & valid
         self._autoreset = terminated | truncated
-        return self.core.observe(), reward, terminated, truncated, infos
+        infos = self._infos(info, valid)
+        return (self._output(self.core.observe()), self._output(reward), self._output(terminated),
+                self._output(truncated), {key: self._output(value) for key, value in infos.items()})
+
+    def _infos(self, info: dict[str, torch.Tensor], valid: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Gymnasium's vector infos, as ``SyncVectorEnv`` builds them from the single faces: a key only
+        where some sub-env has it, ``"_key"`` its mask, 0 where the mask is False."""
+        names = [key for key in info if not key.startswith("_")]
+        if not names:
+            return {}
+        masks = torch.stack([info.get("_" + key, valid) & valid for key in names])
+        present = masks.any(dim=1).tolist()  # one device sync for all keys
+        infos: dict[str, torch.Tensor] = {}
+        for key, mask, keep in zip(names, masks, present):
+            if keep:
+                value = info[key]
+                infos[key] = value.masked_fill(~mask.view(-1, *([1] * (value.dim() - 1))), 0)
+                infos["_" + key] = mask
+        return infos
+
+    def _output(self, value: torch.Tensor) -> torch.Tensor | np.ndarray:
+        """A batch as the face gives it out: the tensor itself, or a numpy array with ``array="numpy"``."""
+        return value.cpu().numpy() if self.array == "numpy" else value
+
+    def get_attr(self, name: str) -> tuple[Any, ...]:
+        """The attribute ``name`` of every sub-env, as ``SyncVectorEnv.get_attr`` over the single faces:
+        a per-sub-env state tensor gives each sub-env's row (a tensor, or an array with
+        ``array="numpy"``), a shared option its value once per sub-env."""
+        face = {"observation_space": self.single_observation_space, "action_space": self.single_action_space,
+                "render_mode": self.render_mode, "np_random_seed": None}
+        if name in face:
+            return self.np_random_seed if name == "np_random_seed" else (face[name],) * self.num_envs
+        if name.startswith("_") or not hasattr(self.core, name):
+            raise AttributeError(f"the sub-envs of {type(self).__name__} have no attribute {name!r}")
+        value = getattr(self.core, name)
+        if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == self.num_envs:
+            return tuple(self._output(row.clone()) for row in value)
+        return (value,) * self.num_envs
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        """Call the method ``name`` of every sub-env (``render``, or a core method taking the sub-env
+        index first, such as ``render_ansi``), or get the attribute when it is not callable."""
+        if name == "render":
+            return self.render(*args, **kwargs) or (None,) * self.num_envs
+        method = getattr(self.core, name, None) if not name.startswith("_") else None
+        if callable(method):
+            return tuple(method(i, *args, **kwargs) for i in range(self.num_envs))
+        return self.get_attr(name)
+
+    def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | Any) -> None:
+        """Set ``name`` on every sub-env (one value each, or one for all) as ``SyncVectorEnv.set_attr``.
+
+        A per-sub-env state tensor takes one row per sub-env; a shared option of the batched core
+        must get the same value for every sub-env.
+        """
+        if not isinstance(values, (list, tuple)):
+            values = [values] * self.num_envs
+        if len(values) != self.num_envs:
+            raise ValueError(f"set_attr needs one value per sub-env ({self.num_envs}) or a single value, "
+                             f"got {len(values)} values")
+        if name == "render_mode":
+            for value in values[1:]:
+                if value != values[0]:
+                    raise ValueError("render_mode is shared by the batched sub-envs: give one value")
+            if values[0] is not None:
+                check_choice("render_mode", values[0], self.core.render_modes)
+            self.render_mode = values[0]
+            return
+        if name.startswith("_") or not hasattr(self.core, name):
+            raise AttributeError(f"the sub-envs of {type(self).__name__} have no attribute {name!r}")
+        current = getattr(self.core, name)
+        if isinstance(current, torch.Tensor) and current.dim() > 0 and current.shape[0] == self.num_envs:
+            rows = torch.stack([torch.as_tensor(v, dtype=current.dtype, device=self.device).reshape(current.shape[1:])
+                                for v in values])
+            setattr(self.core, name, rows)
+            return
+        if any(not _same(value, values[0]) for value in values[1:]):
+            raise ValueError(f"{name} is shared by the batched sub-envs of one core: give the same value for all")
+        setattr(self.core, name, values[0])
 
     def state_dict(self) -> dict[str, Any]:
         """Every tensor of the core and its random streams, and the autoreset flags: enough to

@@ -629,7 +629,8 @@ def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[Qu
     trace = torch.zeros(horizon, num_envs, dtype=torch.float64)
     for t in range(horizon):
         obs, _, terminated, _, info = envs.step(policy(obs))
-        trace[t] = torch.where(alive, info["recoverable_information"].cpu(), torch.zeros(num_envs, dtype=torch.float64))
+        if "recoverable_information" in info:  # absent on a step where every sub-env restarts
+            trace[t] = torch.where(alive, info["recoverable_information"].cpu(), 0.0)
         alive &= ~terminated.cpu()
     time = torch.arange(1, horizon + 1, dtype=torch.float64)
 

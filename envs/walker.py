@@ -7,14 +7,37 @@ optimum of the second.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from gymnasium import spaces
 
 from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_int
 
 
+CELL = 16
+LINE, WALKER, TARGET = (200, 200, 200), (30, 90, 220), (230, 170, 20)
+
+
+def line_image(cells: range, walker: int, target: int | None = None) -> np.ndarray:
+    """An RGB picture (uint8, one 16×16 square per site) of the line: sites grey, the target gold,
+    the walker a blue dot (drawn over the target when it stands on it)."""
+    image = np.full((3 * CELL, len(cells) * CELL, 3), 255, dtype=np.uint8)
+    image[CELL + CELL // 2 - 1:CELL + CELL // 2 + 1] = LINE
+    for site in cells:
+        x = (site - cells.start) * CELL
+        image[CELL + 4:2 * CELL - 4, x + CELL // 2 - 1:x + CELL // 2 + 1] = LINE
+    if target is not None:
+        x = (target - cells.start) * CELL
+        image[CELL:2 * CELL, x:x + CELL] = TARGET
+    x = (walker - cells.start) * CELL
+    image[CELL + 3:2 * CELL - 3, x + 3:x + CELL - 3] = WALKER
+    return image
+
+
 class WalkerCore(BatchCore):
     """Batched ±1 random walk; observation = time step, reward = displacement."""
+
+    render_modes = ("ansi", "rgb_array")
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", max_steps: int = 20) -> None:
         super().__init__(num_envs, device, max_steps)
@@ -37,6 +60,10 @@ class WalkerCore(BatchCore):
     def render_ansi(self, i: int) -> str:
         return f"t={int(self.elapsed[i])} x={int(self.position[i])}"
 
+    def render_rgb(self, i: int) -> np.ndarray:
+        """The sites −T … T with the walker (it can reach any of them in T steps)."""
+        return line_image(range(-self.max_steps, self.max_steps + 1), int(self.position[i]))
+
 
 def walker_target_optimum(max_steps: int = 20, target_range: int = 10) -> float:
     """Exact optimal expected return of WalkerTarget: move right until on target, then stay.
@@ -49,6 +76,8 @@ def walker_target_optimum(max_steps: int = 20, target_range: int = 10) -> float:
 
 class WalkerTargetCore(BatchCore):
     """Batched walker with a hidden target; observation = on target (0/1)."""
+
+    render_modes = ("ansi", "rgb_array")
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", max_steps: int = 20,
                  target_range: int = 10) -> None:
@@ -77,6 +106,11 @@ class WalkerTargetCore(BatchCore):
         cells[int(self.target[i])] = "T"
         cells[int(self.position[i])] = "W" if self.position[i] != self.target[i] else "*"
         return f"t={int(self.elapsed[i])} " + "".join(cells)
+
+    def render_rgb(self, i: int) -> np.ndarray:
+        """The sites 0 … max(T, target_range − 1) with the target and the walker."""
+        last = max(self.max_steps, self.target_range - 1)
+        return line_image(range(0, last + 1), int(self.position[i]), int(self.target[i]))
 
 
 class RandomWalkerEnv(SingleEnv):
