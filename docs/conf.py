@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import re
+from pathlib import Path
 
 project = "physrl"
 author = "the physrl authors"
@@ -77,7 +78,45 @@ def escape_bars(app, what, name, obj, options, lines: list[str]) -> None:
         lines[i] = "".join(part if k % 2 else part.replace("|", "\\|") for k, part in enumerate(parts))
 
 
+ROOT = Path(__file__).resolve().parents[1]
+#: API page -> (package folder, its modules in reading order; modules not named follow alphabetically).
+API_PAGES = {
+    "api/envs": ("envs", ["core", "rng", "gym_adapter", "walker", "maze", "qec", "oscillator"]),
+    "api/kernels": ("envs/kernels", ["qubits", "oscillator"]),
+    "api/agents": ("agents", ["base", "rollout", "networks", "tabular_pg", "deep_pg", "q_learning", "dqn",
+                              "student", "baselines", "nelder_mead", "optimal_control", "distributed"]),
+    "api/training": ("training", ["train", "checkpoint", "evaluate", "challenge", "bench", "sb3", "demo"]),
+}
+MODULES_MARKER = "<!-- physrl-api-modules -->"
+
+
+def api_sections(folder: str, order: list[str]) -> str:
+    """One autodoc section per module of ``folder``, so that every module is in the API reference.
+
+    The environment classes are left out here: they have their own pages (envs/*.md).
+    """
+    from physrl.envs import ENVIRONMENTS
+
+    faces: dict[str, list[str]] = {}
+    for module, single, vector, _ in ENVIRONMENTS.values():
+        faces.setdefault(module, []).extend(name for name in (single, vector) if name not in faces.get(module, []))
+    names = sorted(p.stem for p in (ROOT / folder).glob("*.py") if p.stem != "__init__")
+    names = [n for n in order if n in names] + [n for n in names if n not in order]
+    package = "physrl." + folder.replace("/", ".")
+    sections = []
+    for name in names:
+        options = f"   :exclude-members: {', '.join(faces[name])}\n" if folder == "envs" and name in faces else ""
+        sections.append(f"## `{package}.{name}`\n\n```{{eval-rst}}\n.. automodule:: {package}.{name}\n{options}```\n")
+    return "\n".join(sections)
+
+
+def add_api_sections(app, docname: str, source: list[str]) -> None:
+    if docname in API_PAGES:
+        source[0] = source[0].replace(MODULES_MARKER, api_sections(*API_PAGES[docname]))
+
+
 def setup(app) -> None:
+    app.connect("source-read", add_api_sections)
     app.connect("autodoc-process-docstring", escape_bars)
     # Napoleon reads the first line of a ``#:`` comment as "type: text"; our constants' comments are
     # plain sentences, so napoleon formats only modules, classes, functions and methods.

@@ -26,7 +26,7 @@ class MazeOptimumLog:
 
     @classmethod
     def applies(cls, envs: Any, learner: Any) -> bool:
-        """True for one of our learners on a maze whose optimum :func:`optimal_return` gives (image observations,
+        """True for one of our learners on a maze whose optimum :func:`~physrl.envs.maze.optimal_return` gives (image observations,
         chests deleted when collected, no wall penalty)."""
         core = getattr(envs, "core", None)
         return (isinstance(core, MazeCore) and core.obs_mode == "image" and core.delete_chests
