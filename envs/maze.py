@@ -357,7 +357,7 @@ class TreasureMazeEnv(SingleEnv):
 
     Episode End:
         Terminated when the last chest is collected (with ``delete_chests``); truncated after
-        ``max_steps`` steps.
+        ``max_steps`` steps (the registered ``max_episode_steps``).
 
     Arguments:
         size (int): M, odd, ≥ 5 (default 11).

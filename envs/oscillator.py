@@ -285,7 +285,8 @@ class OscillatorStatePrepEnv(SingleEnv):
         The vacuum |0⟩ (with ECD, |g, 0⟩).
 
     Episode End:
-        Never terminated; truncated after ``max_steps`` steps (the reward comes with the last one).
+        Never terminated; truncated after ``max_steps`` steps (the registered ``max_episode_steps``),
+        whose last step carries the reward.
 
     Arguments:
         control (str): ``"snap_displacement"`` (default) or ``"ecd"`` (qubit ⊗ oscillator).

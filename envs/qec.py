@@ -477,7 +477,7 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
 
     Episode End:
         Terminated by a measurement that reveals the logical state; truncated after ``max_steps``
-        steps.
+        steps (the registered ``max_episode_steps``).
 
     Arguments:
         n_qubits (int): 2–6 qubits (default 4).

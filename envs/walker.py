@@ -136,11 +136,11 @@ class RandomWalkerEnv(SingleEnv):
         x = 0, t = 0.
 
     Episode End:
-        Never terminated; truncated after ``max_steps`` steps.
+        Never terminated; truncated after ``max_steps`` steps (the registered ``max_episode_steps``).
 
     Arguments:
         max_steps (int): T, the horizon (default 20).
-        render_mode (str | None): ``"ansi"`` prints ``t=… x=…``.
+        render_mode (str | None): ``"ansi"`` prints ``t=… x=…``; ``"rgb_array"`` draws the line and the walker.
 
     Physics:
         With the stateless policy π = σ(θ) for +1, the expected return and the trajectory-averaged
@@ -190,12 +190,13 @@ class WalkerTargetEnv(SingleEnv):
         Walker at 0; target g drawn uniformly from {0, …, ``target_range`` − 1}.
 
     Episode End:
-        Never terminated; truncated after ``max_steps`` steps.
+        Never terminated; truncated after ``max_steps`` steps (the registered ``max_episode_steps``).
 
     Arguments:
         max_steps (int): T, the horizon (default 20).
         target_range (int): the number of target positions (default 10).
-        render_mode (str | None): ``"ansi"`` draws the line with the walker ``W`` and the target ``T``.
+        render_mode (str | None): ``"ansi"`` draws the line with the walker ``W`` and the target ``T``;
+            ``"rgb_array"`` the same as a picture.
 
     Physics:
         A target at g > 0 is reached at the end of step g and pays on the steps g, …, T; g = 0 pays
