@@ -9,6 +9,7 @@ core's device) are thin faces over it and contain no physics.
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar, Sequence
 
@@ -179,6 +180,8 @@ class SingleEnv(gym.Env):
 
     ``gym.make`` wraps it in ``TimeLimit`` at the registered ``max_episode_steps`` (the default
     ``max_steps``); the core truncates at the same step, so the wrapper agrees with the vector face.
+    A longer ``max_steps`` needs ``gym.make(id, max_steps=T, max_episode_steps=T)``: an episode that
+    the registered ``TimeLimit`` cuts short is reported by a warning at the next reset.
     """
 
     core_class: ClassVar[type[BatchCore]]
@@ -196,10 +199,12 @@ class SingleEnv(gym.Env):
         self.action_space = self.core.single_action_space
         self._index = torch.zeros(1, dtype=torch.int64)
         self._needs_reset = True
+        self._episode_over = False
         self._seeded = False
 
     def reset(self, *, seed: int | None = None, options: dict | None = None) -> tuple[Any, dict]:
         super().reset(seed=seed)
+        self._warn_if_cut_by_time_limit()
         if seed is not None:
             seeds = torch.tensor([_check_seed(seed)])
         elif not self._seeded:
@@ -209,7 +214,17 @@ class SingleEnv(gym.Env):
         self._seeded = True
         self.core.reset(self._index, seeds)
         self._needs_reset = False
+        self._episode_over = False
         return self._observation(), {}
+
+    def _warn_if_cut_by_time_limit(self) -> None:
+        """Warn when the running episode stopped at exactly the registered horizon, short of ``max_steps``:
+        the mark of ``gym.make``'s ``TimeLimit`` on an env made with a longer ``max_steps`` alone."""
+        limit, horizon = default_horizon(self.core_class), self.core.max_steps
+        if not self._needs_reset and not self._episode_over and int(self.core.elapsed[0]) == limit < horizon:
+            warnings.warn(f"the episode ended after {limit} steps, the registered max_episode_steps, before its "
+                          f"max_steps={horizon}: gym.make's TimeLimit cut it; make the env with "
+                          f"gym.make(id, max_steps={horizon}, max_episode_steps={horizon})", stacklevel=3)
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict]:
         if self._needs_reset:
@@ -219,6 +234,7 @@ class SingleEnv(gym.Env):
         except (ValueError, TypeError) as error:
             raise type(error)(f"action {action!r} is not valid for {self.action_space}: {error}") from None
         reward, terminated, truncated, info = self.core.step(actions)
+        self._episode_over = bool(terminated[0] | truncated[0])
         single_info = {}
         for key, value in info.items():
             if not key.startswith("_") and bool(info.get("_" + key, torch.ones(1, dtype=torch.bool))[0]):

@@ -6,6 +6,7 @@ with a real ``SyncVectorEnv`` over the single face.
 """
 
 import inspect
+import warnings
 
 import gymnasium as gym
 import numpy as np
@@ -264,3 +265,18 @@ def test_reset_mask_is_validated_and_matches_sync_vector_env(env_id):
                               (np.ones(2, bool), ValueError, r"shape \(3,\)")]:
         with pytest.raises(error, match=match):
             vector.reset(options={"reset_mask": bad})
+
+
+def test_a_longer_single_face_horizon_cut_by_the_registered_time_limit_is_reported():
+    env = gym.make("physrl/RandomWalker-v0", max_steps=30)  # registered max_episode_steps: 20
+    env.reset(seed=0)
+    truncated = [env.step(1)[3] for _ in range(20)]
+    assert truncated[-1] and not any(truncated[:-1])
+    with pytest.warns(UserWarning, match=r"gym.make\(id, max_steps=30, max_episode_steps=30\)"):
+        env.reset()
+    env = gym.make("physrl/RandomWalker-v0", max_steps=30, max_episode_steps=30)
+    env.reset(seed=0)
+    assert [env.step(1)[3] for _ in range(30)] == [False] * 29 + [True]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env.reset()
