@@ -1,0 +1,346 @@
+"""Every update rule of the agents on small hand-computed cases.
+
+Each test pins the numbers of one rule (PPO's clipped surrogate, value loss and entropy term, GAE,
+reward-to-go, tabular REINFORCE and its baselines, the Q-learning and DQN targets, the target-network
+sync, the student's distillation loss, gradient averaging across ranks), so that a one-line slip in
+the rule changes a number here instead of only slowing a learning test down.
+"""
+
+import math
+
+import gymnasium as gym
+import pytest
+import torch
+
+import physrl.agents.distributed as distributed
+from physrl.agents import DQN, DeepPolicyGradient, QECStudent, QLearning, TabularPolicyGradient
+from physrl.agents.rollout import Batch, discounted_returns, gae
+
+WALKER = "physrl/RandomWalker-v0"
+
+
+def make_batch(obs, actions, rewards, terminated, dones, valid, last_obs, **extras) -> Batch:
+    """A hand-written batch with leading dims (T, B)."""
+    rewards = torch.tensor(rewards, dtype=torch.float32)
+    zeros = torch.zeros_like(rewards)
+    return Batch(torch.tensor(obs), torch.tensor(actions), rewards, torch.tensor(terminated), torch.tensor(dones),
+                 torch.tensor(valid), extras, torch.tensor(last_obs), zeros, zeros.long())
+
+
+class FixedRollout:
+    """Stands in for an agent's Rollout: every collect() returns the same hand-written batch."""
+
+    def __init__(self, batch: Batch) -> None:
+        self.batch = batch
+
+    def collect(self, num_steps, policy):
+        return self.batch
+
+
+def set_constant_output(network: torch.nn.Module, values) -> None:
+    """Make an MLP output ``values`` for every observation: zero weights, the last bias = values."""
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.zero_()
+        network.body[-1].bias.copy_(torch.tensor(values))
+
+
+# ---------------------------------------------------------------- returns and advantages
+
+
+def test_reward_to_go_cuts_at_episode_ends_and_bootstraps_after_the_last_step():
+    rewards = torch.tensor([[1.0], [1.0], [1.0], [1.0]])
+    dones = torch.tensor([[False], [False], [True], [False]])
+    returns = discounted_returns(rewards, dones, 0.5, torch.tensor([2.0]))
+    # t=3: 1 + 0.5·2 = 2; t=2 ends: 1; t=1: 1 + 0.5·1 = 1.5; t=0: 1 + 0.5·1.5 = 1.75
+    assert returns[:, 0].tolist() == [1.75, 1.5, 1.0, 2.0]
+
+
+def test_gae_by_hand_with_a_termination_and_a_truncation():
+    """Column 0 ends (terminated) at t=1, column 1 is truncated at t=2: both cut the advantage there."""
+    rewards = torch.tensor([[1.0, 1.0], [2.0, 1.0], [3.0, 1.0], [4.0, 1.0]])
+    values = torch.full((4, 2), 0.5)
+    dones = torch.tensor([[False, False], [True, False], [False, True], [False, False]])
+    advantages = gae(rewards, values, dones, torch.tensor([1.0, 3.0]), gamma=0.5, lam=0.5)
+    # column 0: δ3 = 4 + 0.5·1 − 0.5 = 4; A2 = (3 + 0.25 − 0.5) + 0.25·4 = 3.75; A1 = 2 − 0.5 = 1.5;
+    #           A0 = (1 + 0.25 − 0.5) + 0.25·1.5 = 1.125
+    assert advantages[:, 0].tolist() == [1.125, 1.5, 3.75, 4.0]
+    # column 1: A3 = 1 + 1.5 − 0.5 = 2; A2 = 1 − 0.5 = 0.5 (cut); A1 = 0.75 + 0.25·0.5 = 0.875;
+    #           A0 = 0.75 + 0.25·0.875 = 0.96875
+    assert advantages[:, 1].tolist() == [0.96875, 0.875, 0.5, 2.0]
+
+
+def critic_agent(**kwargs) -> DeepPolicyGradient:
+    envs = gym.make_vec(WALKER, num_envs=1, max_steps=3)
+    agent = DeepPolicyGradient(envs, seed=0, **kwargs)
+    set_constant_output(agent.actor, [0.0, math.log(3.0)])  # π(0) = 1/4, π(1) = 3/4
+    if agent.critic is not None:
+        set_constant_output(agent.critic, [0.5])  # V = 0.5 everywhere
+    return agent
+
+
+def test_deep_pg_advantages_bootstrap_from_the_critic_and_mask_the_autoreset_step():
+    agent = critic_agent(gamma=0.5, gae_lambda=0.5)
+    batch = make_batch(obs=[[0], [1], [3]], actions=[[1], [1], [0]], rewards=[[1.0], [2.0], [0.0]],
+                       terminated=[[False], [True], [False]], dones=[[False], [True], [False]],
+                       valid=[[True], [True], [False]], last_obs=[0], value=torch.full((3, 1), 0.5))
+    advantages, targets, mask = agent.advantages(batch)
+    # t=2 (autoreset step): 0 + 0.5·0.5 − 0.5 = −0.25; t=1 ends: 2 − 0.5 = 1.5; t=0: 0.75 + 0.25·1.5 = 1.125
+    assert advantages[:, 0].tolist() == [1.125, 1.5, -0.25]
+    assert targets[:, 0].tolist() == [1.625, 2.0, 0.25]
+    assert mask[:, 0].tolist() == [True, True, False]
+
+
+def test_reinforce_without_critic_uses_reward_to_go_of_complete_episodes_only():
+    agent = critic_agent(value_baseline=False, gae_lambda=1.0, gamma=1.0)
+    batch = make_batch(obs=[[0], [1], [3], [0]], actions=[[1], [1], [0], [1]], rewards=[[1.0], [2.0], [0.0], [5.0]],
+                       terminated=[[False], [False], [False], [False]], dones=[[False], [True], [False], [False]],
+                       valid=[[True], [True], [False], [True]], last_obs=[1])
+    returns, targets, mask = agent.advantages(batch)
+    assert returns[:2, 0].tolist() == [3.0, 2.0]
+    assert mask[:, 0].tolist() == [True, True, False, False]  # t=3's episode has not ended: left out
+
+
+# ---------------------------------------------------------------- PPO losses
+
+
+def ppo_inputs(ratios, advantages, mask):
+    """Observations, actions and old log-probs that give the chosen ratios under π = (1/4, 3/4)."""
+    actions = torch.tensor([1, 1, 0, 0, 1])[:len(ratios)]
+    log_p = torch.where(actions == 1, math.log(0.75), math.log(0.25))
+    old_log_p = log_p - torch.log(torch.tensor(ratios))
+    obs = torch.zeros(len(ratios), dtype=torch.int64)
+    return obs, actions, old_log_p, torch.tensor(advantages), torch.tensor(mask)
+
+
+ENTROPY = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+
+
+def test_ppo_clipped_surrogate_value_loss_and_entropy_by_hand():
+    agent = critic_agent(clip_coef=0.2, normalize_advantages=False, vf_coef=0.5)
+    obs, actions, old_log_p, adv, mask = ppo_inputs([0.5, 1.5, 1.5, 0.5, 3.0], [1.0, 1.0, -1.0, -1.0, 100.0],
+                                                    [True, True, True, True, False])
+    targets = 0.5 + torch.tensor([1.0, -2.0, 0.0, 3.0, 99.0])
+    losses = agent._losses(obs, actions, old_log_p, adv, targets, mask, ent_coef=0.1)
+    # per sample min(r·A, clip(r, 0.8, 1.2)·A): 0.5, 1.2, −1.5, −0.8 (the fifth is masked out)
+    assert losses["policy_loss"].item() == pytest.approx(-(0.5 + 1.2 - 1.5 - 0.8) / 4, abs=1e-6)
+    assert losses["value_loss"].item() == pytest.approx(0.5 * (1 + 4 + 0 + 9) / 4, abs=1e-6)
+    assert losses["entropy"].item() == pytest.approx(ENTROPY, abs=1e-6)
+    kl = sum((r - 1) - math.log(r) for r in (0.5, 1.5, 1.5, 0.5)) / 4
+    assert losses["approx_kl"].item() == pytest.approx(kl, abs=1e-6)
+    assert losses["loss"].item() == pytest.approx(0.15 - 0.1 * ENTROPY + 0.5 * 1.75, abs=1e-6)
+
+
+def test_ppo_gradient_pushes_up_the_probability_of_a_good_action_inside_the_clip_range_only():
+    agent = critic_agent(clip_coef=0.2, normalize_advantages=False)
+    for ratio, moves in ((1.0, True), (1.5, False)):
+        obs, actions, old_log_p, adv, mask = ppo_inputs([ratio], [1.0], [True])
+        agent.actor.zero_grad()
+        agent._losses(obs, actions, old_log_p, adv, torch.zeros(1), mask, ent_coef=0.0)["policy_loss"].backward()
+        gradient = agent.actor.body[-1].bias.grad
+        # d(−r·A)/d logit₁ = −r·(1 − π₁) = −ratio/4 inside the range; 0 once r·A is clipped
+        assert gradient[1].item() == pytest.approx(-ratio / 4 if moves else 0.0, abs=1e-6)
+
+
+def test_plain_policy_gradient_surrogate_without_clipping():
+    agent = critic_agent(clip_coef=None, normalize_advantages=False)
+    obs, actions, old_log_p, adv, mask = ppo_inputs([0.5, 1.5, 1.5, 2.0], [1.0, 1.0, -1.0, 1.0],
+                                                    [True, True, True, True])
+    losses = agent._losses(obs, actions, old_log_p, adv, torch.zeros(4), mask, ent_coef=0.0)
+    assert losses["policy_loss"].item() == pytest.approx(-(0.5 + 1.5 - 1.5 + 2.0) / 4, abs=1e-6)
+
+
+def test_advantage_normalisation_uses_only_the_masked_samples():
+    agent = critic_agent(clip_coef=0.2, normalize_advantages=True)
+    obs, actions, old_log_p, adv, mask = ppo_inputs([1.5, 1.5, 1.0], [1.0, 3.0, 100.0], [True, True, False])
+    losses = agent._losses(obs, actions, old_log_p, adv, torch.zeros(3), mask, ent_coef=0.0)
+    # normalised advantages −1 and +1: min(−1.5, −1.2) = −1.5 and min(1.5, 1.2) = 1.2
+    assert losses["policy_loss"].item() == pytest.approx(-(-1.5 + 1.2) / 2, abs=1e-5)
+
+
+# ---------------------------------------------------------------- tabular REINFORCE
+
+
+def two_episode_batch() -> Batch:
+    """Env 0: actions 1, 0 with rewards 2, −1; env 1: actions 1, 1 with rewards 1, 1; then the autoreset step."""
+    return make_batch(obs=[[0, 0], [1, 1], [2, 2]], actions=[[1, 1], [0, 1], [1, 1]],
+                      rewards=[[2.0, 1.0], [-1.0, 1.0], [0.0, 0.0]],
+                      terminated=[[False, False], [False, False], [False, False]],
+                      dones=[[False, False], [True, True], [False, False]],
+                      valid=[[True, True], [True, True], [False, False]], last_obs=[0, 0])
+
+
+@pytest.mark.parametrize("baseline, theta", [
+    # reward-to-go G: env 0 (1, −1), env 1 (2, 1); ∇θ ln π = +1/2 for action 1, −1/2 for action 0 at θ = 0
+    ("none", 0.1 * (1 * 0.5 + (-1) * (-0.5) + 2 * 0.5 + 1 * 0.5) / 2),
+    # b = mean G = 0.75
+    ("batch_mean", 0.1 * (0.25 * 0.5 + (-1.75) * (-0.5) + 1.25 * 0.5 + 0.25 * 0.5) / 2),
+    # the running baseline starts at 0, so the first step is the plain one
+    ("running_mean", 0.1 * (1 * 0.5 + (-1) * (-0.5) + 2 * 0.5 + 1 * 0.5) / 2),
+])
+def test_tabular_reinforce_step_by_hand(baseline, theta):
+    envs = gym.make_vec(WALKER, num_envs=2, max_steps=2)
+    agent = TabularPolicyGradient(envs, learning_rate=0.1, baseline=baseline, baseline_rate=0.1,
+                                  ignore_observation=True)
+    agent.rollout = FixedRollout(two_episode_batch())
+    agent.learn_iteration()
+    assert agent.theta.item() == pytest.approx(theta, abs=1e-6)
+    if baseline == "running_mean":  # b ← 0.9·0 + 0.1·(mean G over the visits of the one state)
+        assert agent.baseline_table.tolist() == pytest.approx([0.1 * 0.75])
+
+
+def test_tabular_running_baseline_is_kept_per_state():
+    envs = gym.make_vec(WALKER, num_envs=2, max_steps=2)
+    agent = TabularPolicyGradient(envs, learning_rate=0.1, baseline="running_mean", baseline_rate=0.5)
+    agent.rollout = FixedRollout(two_episode_batch())
+    agent.learn_iteration()
+    # state 0: G = 1, 2 -> mean 1.5; state 1: G = −1, 1 -> mean 0; state 2 (autoreset step only) untouched
+    assert agent.baseline_table.tolist() == pytest.approx([0.75, 0.0, 0.0])
+    # and θ[s] moved by each state's own steps: state 0 (G 1 and 2, both action 1), state 1 (−1 for action 0, 1 for 1)
+    assert agent.theta[:, 0].tolist() == pytest.approx([0.1 * (0.5 + 1.0) / 2, 0.1 * (0.5 + 0.5) / 2, 0.0])
+
+
+# ---------------------------------------------------------------- Q-learning
+
+
+def q_learning_agent(**kwargs) -> QLearning:
+    envs = gym.make_vec(WALKER, num_envs=1, max_steps=2)  # observations 0, 1, 2
+    agent = QLearning(envs, learning_rate=0.5, gamma=0.5, **kwargs)
+    agent.q = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 4.0]])
+    return agent
+
+
+@pytest.mark.parametrize("terminated, q_11", [(True, 2 + 0.5 * (1 - 2)), (False, 2 + 0.5 * (1 + 0.5 * 4 - 2))])
+def test_q_learning_td_target_reads_the_next_state_and_stops_at_terminations(terminated, q_11):
+    agent = q_learning_agent()
+    agent.rollout = FixedRollout(make_batch(
+        obs=[[0], [1], [2]], actions=[[1], [1], [0]], rewards=[[1.0], [1.0], [0.0]],
+        terminated=[[False], [terminated], [False]], dones=[[False], [True], [False]],
+        valid=[[True], [True], [False]], last_obs=[0]))
+    agent.learn_iteration()
+    # t=0: target 1 + 0.5·max Q(1,·) = 2 -> Q(0,1) = 1 + 0.5·(2 − 1); a truncation bootstraps, a termination does not
+    assert agent.q.tolist() == [[0.0, 1.5], [0.0, q_11], [0.0, 4.0]]  # the autoreset step t=2 changes nothing
+
+
+def test_q_learning_averages_the_td_errors_of_sub_envs_on_the_same_cell():
+    envs = gym.make_vec(WALKER, num_envs=2, max_steps=2)
+    agent = QLearning(envs, learning_rate=0.5, gamma=0.5)
+    agent.q = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 4.0]])
+    agent.rollout = FixedRollout(make_batch(
+        obs=[[0, 0]], actions=[[1, 1]], rewards=[[1.0, 3.0]], terminated=[[False, False]], dones=[[False, False]],
+        valid=[[True, True]], last_obs=[1, 1]))
+    agent.learn_iteration()
+    # targets 2 and 4, TD errors 1 and 3, mean 2: Q(0,1) = 1 + 0.5·2
+    assert agent.q[0, 1].item() == 2.0
+
+
+# ---------------------------------------------------------------- DQN
+
+
+def dqn_agent(online, target, **kwargs) -> DQN:
+    envs = gym.make_vec(WALKER, num_envs=4, max_steps=2)
+    agent = DQN(envs, gamma=0.5, batch_size=8, learning_starts=0, hidden_sizes=(4,), **kwargs)
+    set_constant_output(agent.q_network, online)
+    set_constant_output(agent.target_network, target)
+    return agent
+
+
+def dqn_transitions(terminated: bool, reward: float = 1.0, valid: bool = True) -> Batch:
+    """Four identical transitions 0 -(action 1)-> 1, so that any sample of the buffer gives the same loss."""
+    return make_batch(obs=[[0] * 4], actions=[[1] * 4], rewards=[[reward] * 4], terminated=[[terminated] * 4],
+                      dones=[[True] * 4], valid=[[valid] * 4], last_obs=[1] * 4)
+
+
+@pytest.mark.parametrize("terminated, loss", [
+    (True, 0.5 * 0.5**2),            # target r = 1, Q = 0.5
+    (False, 0.5 * 0.75**2),          # truncated only: target 1 + 0.5·0.5 = 1.25
+])
+def test_dqn_target_masks_terminations_only(terminated, loss):
+    agent = dqn_agent([0.0, 0.5], [0.0, 0.5])
+    agent.buffer.add(dqn_transitions(terminated))
+    assert agent._update().item() == pytest.approx(loss, abs=1e-6)
+
+
+@pytest.mark.parametrize("double_q, loss", [
+    (True, 0.5 * 0.5**2),   # a* = argmax online = 0, evaluated by the target: 0 -> target 0.5, Q(0, 1) = 0
+    (False, 1.5 - 0.5),     # max target = 2 -> target 0.5 + 0.5·2 = 1.5: Huber |1.5| − 0.5 = 1
+])
+def test_dqn_double_q_chooses_with_the_online_network_and_evaluates_with_the_target(double_q, loss):
+    agent = dqn_agent([1.0, 0.0], [0.0, 2.0], double_q=double_q)
+    agent.buffer.add(dqn_transitions(terminated=False, reward=0.5))
+    assert agent._update().item() == pytest.approx(loss, abs=1e-6)
+
+
+def test_dqn_ignores_invalid_transitions():
+    agent = dqn_agent([0.0, 0.5], [0.0, 0.5])
+    agent.buffer.add(dqn_transitions(terminated=True, valid=False))
+    before = [p.clone() for p in agent.q_network.parameters()]
+    assert agent._update().item() == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(before, agent.q_network.parameters()))
+
+
+def test_dqn_target_network_copies_the_online_network_every_interval():
+    agent = dqn_agent([0.0, 0.5], [0.0, 0.5], target_update_interval=2, learning_rate=0.1)
+    agent.buffer.add(dqn_transitions(terminated=True, reward=3.0))
+    target_before = {k: v.clone() for k, v in agent.target_network.state_dict().items()}
+    agent._update()
+    online = agent.q_network.state_dict()
+    assert all(torch.equal(target_before[k], v) for k, v in agent.target_network.state_dict().items())
+    assert any(not torch.equal(target_before[k], online[k]) for k in online)  # the online net has moved
+    agent._update()
+    online = agent.q_network.state_dict()
+    assert all(torch.equal(online[k], v) for k, v in agent.target_network.state_dict().items())
+
+
+# ---------------------------------------------------------------- the QEC student's distillation
+
+
+class ConstantTeacher:
+    """A teacher whose action probabilities are the same for every observation."""
+
+    def __init__(self, logits: torch.Tensor) -> None:
+        self.logits = logits
+
+    def policy_output(self, view: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(view.shape[0], -1)
+
+    def __call__(self, view: torch.Tensor) -> torch.Tensor:
+        return torch.full((view.shape[0],), int(self.logits.argmax()), dtype=torch.int64)
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_student_loss_is_the_cross_entropy_with_the_teacher(sampled):
+    envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=3, n_qubits=3, max_steps=4)
+    student = QECStudent(envs, seed=0, teacher="unused", num_steps=6, update_epochs=1, teacher_sampled=sampled)
+    n = envs.single_action_space.n
+    teacher_logits = torch.linspace(-1.0, 2.0, n)
+    student._teacher, student._teacher_view = ConstantTeacher(teacher_logits), "pairs"
+    student_logits = torch.linspace(1.0, -1.0, n)
+    with torch.no_grad():
+        student.model.out.weight.zero_()
+        student.model.out.bias.copy_(student_logits)
+    loss = student.learn_iteration()["losses/imitation"]
+    log_q = torch.log_softmax(student_logits, 0)
+    if sampled:  # distillation: −Σ_a p_teacher(a) ln q(a)
+        expected = -(torch.softmax(teacher_logits, 0) * log_q).sum()
+    else:  # imitation of the greedy action
+        expected = -log_q[teacher_logits.argmax()]
+    assert loss == pytest.approx(expected.item(), abs=1e-5)
+
+
+# ---------------------------------------------------------------- data parallel
+
+
+def test_gradient_averaging_weights_each_rank_by_its_samples(monkeypatch):
+    """Rank 0 holds gradient (1, 2) of a mean over 2 samples; the other rank (2 ranks in all) (4, 8) over 3 samples."""
+    other_rank = torch.tensor([3.0, 3 * 4.0, 3 * 8.0])  # its [weight, weight·gradient]
+
+    def all_reduce(flat):
+        flat += other_rank
+
+    monkeypatch.setattr(distributed, "rank_and_world_size", lambda: (0, 2))
+    monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
+    parameter = torch.nn.Parameter(torch.zeros(2))
+    parameter.grad = torch.tensor([1.0, 2.0])
+    distributed.average_gradients([parameter], torch.tensor(2.0))
+    assert parameter.grad.tolist() == pytest.approx([(2 * 1 + 3 * 4) / 5, (2 * 2 + 3 * 8) / 5])
