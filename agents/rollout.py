@@ -68,6 +68,9 @@ class Rollout:
         if not callable(getattr(envs, "state_dict", None)) or getattr(envs, "metadata", {}).get("autoreset_mode") is None:
             raise TypeError("envs must be a torch vector env (physrl.envs.gym_adapter.make_torch_vec(id, num_envs)), "
                             f"got {type(envs).__name__}")
+        if getattr(envs, "array", "torch") != "torch":
+            raise TypeError("envs must give torch tensors: make them without array='numpy' (that option is "
+                            "for Gymnasium's numpy wrappers)")
         self.envs, self.seed = envs, seed
         n, device = envs.num_envs, envs.device
         self.obs: torch.Tensor | None = None

@@ -280,3 +280,10 @@ def test_a_longer_single_face_horizon_cut_by_the_registered_time_limit_is_report
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         env.reset()
+
+
+def test_agents_refuse_the_numpy_output():
+    from physrl.agents import AGENTS
+
+    with pytest.raises(TypeError, match="without array='numpy'"):
+        AGENTS["tabular-pg"](gym.make_vec("physrl/WalkerTarget-v0", num_envs=2, array="numpy"))
