@@ -411,9 +411,12 @@ class VectorEnv(gym.vector.VectorEnv):
         if name == "render":
             return self.render(*args, **kwargs) or (None,) * self.num_envs
         method = getattr(self.core, name, None) if not name.startswith("_") else None
-        if callable(method):
-            return tuple(method(i, *args, **kwargs) for i in range(self.num_envs))
-        return self.get_attr(name)
+        if not callable(method):
+            return self.get_attr(name)
+        if next(iter(inspect.signature(method).parameters), None) != "i":
+            raise AttributeError(f"{name!r} acts on the whole batch, not on one sub-env: call takes 'render' or a "
+                                 "core method whose first argument is the sub-env index i")
+        return tuple(method(i, *args, **kwargs) for i in range(self.num_envs))
 
     def set_attr(self, name: str, values: list[Any] | tuple[Any, ...] | Any) -> None:
         """Set ``name`` on every sub-env (one value each, or one for all) as ``SyncVectorEnv.set_attr``.

@@ -230,6 +230,9 @@ def test_get_attr_call_and_set_attr_follow_sync_vector_env(env_id):
     for expected, got in zip(sync.call("render"), vector.call("render"), strict=True):
         np.testing.assert_array_equal(got, expected)
     assert vector.call("max_steps") == (HORIZON,) * 3  # not callable: the attribute, as SyncVectorEnv does
+    assert [image.shape for image in vector.call("render_rgb")] == [image.shape for image in sync.call("render")]
+    with pytest.raises(AttributeError, match="acts on the whole batch"):
+        vector.call("observe")
     vector.set_attr("render_mode", None)
     assert vector.get_attr("render_mode") == (None,) * 3 and vector.render() is None
     elapsed = vector.get_attr("elapsed")
