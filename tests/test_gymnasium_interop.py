@@ -18,7 +18,7 @@ from gymnasium.wrappers.vector import (ArrayConversion, DictInfoToList, FlattenO
 from stable_baselines3 import DQN, PPO
 from stable_baselines3.common.env_util import make_vec_env
 
-from conftest import PHYSRL_IDS
+from conftest import PHYSRL_IDS, cuda
 
 HORIZON = 3  # a short horizon: episodes end, and autoresets happen, within a few steps
 
@@ -191,9 +191,11 @@ def test_unknown_array_option_is_refused():
 # 4. The VectorEnv surface against SyncVectorEnv over the single face
 
 
-def sync_and_vector(env_id: str, num_envs: int = 3, **options) -> tuple[gym.vector.VectorEnv, gym.vector.VectorEnv]:
+def sync_and_vector(env_id: str, num_envs: int = 3, device: str = "cpu",
+                    **options) -> tuple[gym.vector.VectorEnv, gym.vector.VectorEnv]:
     sync = gym.vector.SyncVectorEnv([lambda: gym.make(env_id, max_steps=HORIZON, **options)] * num_envs)
-    vector = gym.make_vec(env_id, num_envs=num_envs, array="numpy", max_episode_steps=HORIZON, **options)
+    vector = gym.make_vec(env_id, num_envs=num_envs, device=device, array="numpy", max_episode_steps=HORIZON,
+                          **options)
     return sync, vector
 
 
@@ -204,9 +206,10 @@ def assert_same_infos(expected: dict, got: dict) -> None:
                                    rtol=1e-6, atol=1e-6, err_msg=key)
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[cuda, pytest.mark.cuda])])
 @pytest.mark.parametrize("env_id", PHYSRL_IDS)
-def test_steps_and_infos_match_sync_vector_env_key_for_key(env_id):
-    sync, vector = sync_and_vector(env_id)
+def test_steps_and_infos_match_sync_vector_env_key_for_key(env_id, device):
+    sync, vector = sync_and_vector(env_id, device=device)
     for envs in (sync, vector):
         envs.reset(seed=42)
     assert sync.np_random_seed == vector.np_random_seed == (42, 43, 44)
@@ -247,9 +250,10 @@ def test_get_attr_call_and_set_attr_follow_sync_vector_env(env_id):
         vector.get_attr("nope")
 
 
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=[cuda, pytest.mark.cuda])])
 @pytest.mark.parametrize("env_id", PHYSRL_IDS)
-def test_reset_mask_is_validated_and_matches_sync_vector_env(env_id):
-    sync, vector = sync_and_vector(env_id)
+def test_reset_mask_is_validated_and_matches_sync_vector_env(env_id, device):
+    sync, vector = sync_and_vector(env_id, device=device)
     rng = np.random.default_rng(0)
     for envs in (sync, vector):
         envs.reset(seed=7)
