@@ -46,14 +46,22 @@ class ReplayBuffer:
         return (self.obs[index], self.next_obs[index], self.actions[index], self.rewards[index],
                 self.dones[index], self.valid[index])
 
+    FIELDS = ("obs", "next_obs", "actions", "rewards", "dones", "valid")
+
     def state_dict(self) -> dict[str, Any]:
-        return {"size": self.size, "position": self.position, "obs": self.obs, "next_obs": self.next_obs,
-                "actions": self.actions, "rewards": self.rewards, "dones": self.dones, "valid": self.valid}
+        """The filled part only (the first ``size`` slots, copied so that the rest of the preallocated
+        storage is not saved with it): checkpoints grow with the transitions seen, up to ``capacity``."""
+        return {"size": self.size, "position": self.position,
+                **{name: getattr(self, name)[:self.size].clone() for name in self.FIELDS}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.size, self.position = int(state["size"]), int(state["position"])
-        for name in ("obs", "next_obs", "actions", "rewards", "dones", "valid"):
-            getattr(self, name).copy_(state[name])
+        size = int(state["size"])
+        if size > self.capacity:
+            raise ValueError(f"the saved replay buffer holds {size} transitions, more than buffer_size={self.capacity}")
+        self.size, self.position = size, int(state["position"])
+        for name in self.FIELDS:
+            saved = state[name][:size]  # checkpoints written before only the filled part was saved hold it all
+            getattr(self, name)[:size] = saved.to(self.obs.device)
 
 
 class DQN(Agent):
