@@ -81,6 +81,10 @@ class Agent:
             raise TypeError(f"{type(self).__name__} needs a Discrete action space starting at 0, got {space}")
         return int(space.n)
 
+    def check_ready(self) -> None:
+        """Raise a clear error now if :meth:`learn_iteration` cannot run (``physrl train`` calls it before
+        it makes the run folder); by default there is nothing to check."""
+
     def learn_iteration(self) -> dict[str, Any]:
         raise NotImplementedError
 

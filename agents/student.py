@@ -131,6 +131,13 @@ class QECStudent(Agent):
                                 dtype=torch.int64, device=self.device)
         self._act_shift = self.shift[:0]
 
+    def check_ready(self) -> None:
+        """Load the teacher now when imitation lies ahead, so that a missing or unfit teacher is refused
+        before a run starts."""
+        refine_after = self.hyperparameters["refine_after"]
+        if refine_after is None or self.global_step < refine_after:
+            self.teacher_policy()
+
     def teacher_policy(self) -> Any:
         """The teacher on its own view (loaded once): a greedy :class:`physrl.training.checkpoint.Policy`, or
         with ``teacher_sampled`` a ``deep-pg`` agent, whose action probabilities the student learns."""

@@ -88,14 +88,21 @@ def load_checkpoint(path: str | os.PathLike, env_id: str | None = None,
                 "action_space": None if action_space is None else space_spec(action_space)}
     for key, value in expected.items():
         if value is not None and config[key] != value:
-            raise ValueError(f"checkpoint {str(path)!r} does not match: its {key} is {_short(config[key])}, "
-                             f"expected {_short(value)}")
+            raise ValueError(f"checkpoint {str(path)!r} does not match: its {key} is {describe(config[key])}, "
+                             f"expected {describe(value)}")
     return checkpoint
 
 
-def _short(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:200] + "...]"
+def describe(value: Any) -> str:
+    """A short text for a :func:`space_spec` (bounds as one number, or their range), else ``repr``."""
+    if not isinstance(value, dict) or value.get("type") != "Box":
+        return repr(value)
+
+    def bound(values: list[float]) -> str:
+        low, high = min(values, default=0.0), max(values, default=0.0)
+        return f"{low:g}" if low == high else f"{low:g}..{high:g}"
+
+    return f"Box({bound(value['low'])}, {bound(value['high'])}, {tuple(value['shape'])}, {value['dtype']})"
 
 
 class Policy:
@@ -110,8 +117,15 @@ class Policy:
         self.device = device
 
     def __call__(self, observations: torch.Tensor) -> torch.Tensor:
+        observations = torch.as_tensor(observations, device=self.device)
+        shape = tuple(self.config["observation_shape"])
+        if observations.dim() != len(shape) + 1 or tuple(observations.shape[1:]) != shape:
+            parts = ["batch", *map(str, shape)]
+            batch = "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
+            raise ValueError(f"observations must be a batch of shape {batch} for this policy of "
+                             f"{self.config['env_id']}, got shape {tuple(observations.shape)}")
         with torch.no_grad():
-            return self._act(torch.as_tensor(observations, device=self.device))
+            return self._act(observations)
 
     def __repr__(self) -> str:
         return (f"Policy(env_id={self.config['env_id']!r}, agent={self.config['agent']!r}, "

@@ -144,8 +144,11 @@ def make_model(agent: str, envs: gym.vector.VectorEnv, hyperparameters: dict[str
                device: torch.device | str) -> BaseAlgorithm:
     """An SB3 model training on ``envs`` through :class:`SB3VecEnv` (with SB3's VecMonitor for episode stats)."""
     kwargs, policy_kwargs = _split(hyperparameters, envs.single_observation_space)
-    return ALGORITHMS[agent]("MlpPolicy", VecMonitor(SB3VecEnv(envs)), seed=seed, device=device,
-                             policy_kwargs=policy_kwargs, **kwargs)
+    try:
+        return ALGORITHMS[agent]("MlpPolicy", VecMonitor(SB3VecEnv(envs)), seed=seed, device=device,
+                                 policy_kwargs=policy_kwargs, **kwargs)
+    except AssertionError as error:  # SB3 checks its hyperparameters with assert statements
+        raise ValueError(f"{agent} refused its hyperparameters: {error}") from None
 
 
 def model_state(model: BaseAlgorithm) -> dict[str, Any]:

@@ -124,10 +124,19 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     if path.suffix in (".yaml", ".yml"):
         with open(path, encoding="utf-8") as file:
-            config = yaml.safe_load(file) or {}
+            try:
+                config = yaml.safe_load(file) or {}
+            except yaml.YAMLError as error:
+                mark = getattr(error, "problem_mark", None)
+                where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+                problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+                raise ValueError(f"config file {str(path)!r}{where}: malformed YAML: {problem}") from None
     elif path.suffix == ".toml":
         with open(path, "rb") as file:
-            config = tomllib.load(file)
+            try:
+                config = tomllib.load(file)
+            except tomllib.TOMLDecodeError as error:
+                raise ValueError(f"config file {str(path)!r}: malformed TOML: {error}") from None
     else:
         raise ValueError(f"config must be a .yaml, .yml or .toml file, got {str(path)!r}")
     if not isinstance(config, dict):
@@ -358,11 +367,12 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
                               f"{error}") from None
         config["hyperparameters"] = dict(learner.hyperparameters)
     if checkpoint is None:
-        run_dir = broadcast(_new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
-                            if rank == 0 else None)
         start_step = 0
     else:
-        run_dir, start_step = checkpoint_file(resume).parent, checkpoint["global_step"]
+        start_step = checkpoint["global_step"]
+        if config["total_steps"] <= start_step and total_steps is not None:
+            raise ValueError(f"total_steps ({total_steps}) must be above the step the run has reached "
+                             f"({start_step}) to continue it")
         if name in sb3.ALGORITHMS:
             sb3.load_model_state(learner, checkpoint["state"], start_step)
         else:
@@ -370,6 +380,13 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
             if learner.global_step != start_step:
                 raise RuntimeError(f"agent {name!r} restored global_step {learner.global_step}, "
                                    f"the checkpoint says {start_step}")
+    if name not in sb3.ALGORITHMS:
+        learner.check_ready()
+    if checkpoint is None:
+        run_dir = broadcast(_new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
+                            if rank == 0 else None)
+    else:
+        run_dir = checkpoint_file(resume).parent
     if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     return Run(config, envs, learner, run_dir, start_step)
