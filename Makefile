@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs clean
+.PHONY: demo test bench docs mutate mutate-results clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,22 @@ bench: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
 	@echo "open docs/_build/html/index.html"
+
+# Mutation testing (docs/development.md), not part of `make test`: mutmut over the modules listed in
+# pyproject.toml's [tool.mutmut], in a copy under build/mutate. `make mutate MUTANTS='physrl.agents.*'`
+# runs a subset (mutmut's name globs); `make mutate-results` lists the survivors of the last run.
+MUTATE := build/mutate
+MUTANTS ?=
+mutate: $(STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutate]"
+	rm -rf $(MUTATE) && mkdir -p $(MUTATE)/src/physrl
+	cp -r envs agents training $(MUTATE)/src/physrl/
+	cp -r tests pyproject.toml $(MUTATE)/
+	cd $(MUTATE) && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ../../$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	cd $(MUTATE) && ../../$(BIN)/mutmut results
+
+mutate-results:
+	cd $(MUTATE) && ../../$(BIN)/mutmut results
 
 clean:
 	rm -rf $(VENV) build *.egg-info docs/_build
