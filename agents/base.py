@@ -86,9 +86,12 @@ class Agent:
         it makes the run folder); by default there is nothing to check."""
 
     def learn_iteration(self) -> dict[str, Any]:
+        """Collect one batch on ``envs`` and update; the returns and lengths of the episodes that ended
+        in it (``"episodic_return"``, ``"episodic_length"``) and the ``"losses/<name>"`` values."""
         raise NotImplementedError
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
+        """A batch of actions for a batch of observations as the vector face gives them (greedy, or sampled)."""
         raise NotImplementedError
 
     def _state(self) -> dict[str, Any]:
