@@ -105,3 +105,18 @@ def test_bad_bench_options_are_one_line_errors(capsys):
     assert error.startswith("physrl bench: error: --env must be one of [") and error.count("\n") == 1
     assert main(["bench", "--device", "abacus"]) == 2
     assert capsys.readouterr().err.startswith("physrl bench: error: device must be a torch device")
+
+
+def test_bench_train_measures_the_recipe_of_a_config(capsys, tmp_path):
+    config = tmp_path / "recipe.yaml"
+    config.write_text("env: physrl/RandomWalker-v0\nagent: deep-pg\nnum_envs: 4\n"
+                      "hyperparameters:\n  hidden_sizes: [8]\n  update_epochs: 1\n")
+    assert main(["bench", "train", "--quick", "--config", str(config), "--episodes", "8", "--json"]) == 0
+    printed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    runs = {r["agent"]: r for r in printed if "agent" in r}
+    assert runs["deep-pg"]["hyperparameters"] == {"hidden_sizes": [8], "update_epochs": 1}
+    assert runs["deep-pg"]["env"] == "physrl/RandomWalker-v0" and runs["deep-pg"]["num_envs"] == 4
+    assert "hyperparameters" not in runs["sb3-ppo"]
+    config.write_text("agent: dqn\n")
+    assert main(["bench", "train", "--quick", "--config", str(config)]) == 2
+    assert "--config must be a deep-pg config" in capsys.readouterr().err

@@ -195,9 +195,10 @@ def measurements(env_ids: list[str], sizes: list[int], devices: list[torch.devic
 
 
 def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed: int,
-                episodes: int) -> Iterator[dict]:
+                episodes: int, hyperparameters: dict | None = None) -> Iterator[dict]:
     """End-to-end training steps per second of our DeepPolicyGradient and of sb3-ppo on the same env,
-    device and env steps (default hyperparameters of each), and the return each reached."""
+    device and env steps, and the return each reached: sb3-ppo with its defaults, ours with
+    ``hyperparameters`` (default: its defaults too)."""
     from physrl.training.checkpoint import load_checkpoint
     from physrl.training.evaluate import evaluate
     from physrl.training.train import train
@@ -206,13 +207,15 @@ def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed:
     with tempfile.TemporaryDirectory() as logdir:
         for agent in ("deep-pg", "sb3-ppo"):
             start = time.perf_counter()
+            ours = hyperparameters if agent == "deep-pg" else None
             run_dir = train(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
-                            logdir=logdir, progress=False)
+                            logdir=logdir, progress=False, hyperparameters=ours)
             seconds = time.perf_counter() - start
             steps = load_checkpoint(run_dir)["global_step"]
             result = evaluate(run_dir, episodes=episodes, device=device)
             rates[agent] = steps / seconds
             yield {"bench": "train", "env": env_id, "agent": agent, "num_envs": num_envs, "device": device,
+                   **({"hyperparameters": ours} if ours else {}),
                    "env_steps": steps, "seconds": seconds, "steps_per_s": rates[agent],
                    "mean_return": result["mean"], "stderr": result["stderr"],
                    **({"ratio_to_optimum": result["ratio"]} if "ratio" in result else {})}
@@ -262,6 +265,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="train: env steps of each training run (default 200000, --quick 5000)")
     parser.add_argument("--episodes", type=int, default=500, metavar="N",
                         help="train: evaluation episodes of each trained policy (default 500)")
+    parser.add_argument("--config", metavar="FILE",
+                        help="train: a physrl train config whose deep-pg hyperparameters (and env and num_envs, "
+                             "unless given) are measured instead of the defaults")
 
 
 def records_from_args(args: argparse.Namespace) -> Iterator[dict]:
@@ -281,9 +287,14 @@ def records_from_args(args: argparse.Namespace) -> Iterator[dict]:
         raise ValueError(f"--timeout must be positive, got {args.timeout}")
     if args.what == "train":
         steps = min(args.total_steps, 5000) if args.quick else args.total_steps
-        return (record for env_id in (args.envs or ["physrl/TreasureMazeChallenge-v0"])
-                for device in devices for num_envs in (args.num_envs or [64])
-                for record in bench_train(env_id, num_envs, steps, str(device), 0, args.episodes))
+        from physrl.training.train import read_config_file
+        recipe = read_config_file(args.config) if args.config else {}
+        if recipe.get("agent", "deep-pg") != "deep-pg":
+            raise ValueError(f"--config must be a deep-pg config, got agent {recipe['agent']!r}")
+        return (record for env_id in (args.envs or [recipe.get("env", "physrl/TreasureMazeChallenge-v0")])
+                for device in devices for num_envs in (args.num_envs or [recipe.get("num_envs", 64)])
+                for record in bench_train(env_id, num_envs, steps, str(device), 0, args.episodes,
+                                          recipe.get("hyperparameters")))
     return measurements(args.envs or list(ENVIRONMENTS), sizes, devices, args.impl, seconds, args.timeout)
 
 
