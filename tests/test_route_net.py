@@ -78,3 +78,20 @@ def test_actor_and_critic_share_the_features_of_one_tensor_but_never_stale_ones(
     assert torch.equal(actor.features(obs.clone()), first)
     obs[:, 1] = 0.0                                            # changed in place: no chest left
     assert actor.features(obs)[:, :, :40].sum() == 0
+
+
+def test_an_exported_policy_is_small_plays_as_the_original_and_cannot_be_resumed(tmp_path):
+    from physrl.training import train
+    from physrl.training.checkpoint import export_policy, load_policy
+
+    run = train("physrl/TreasureMazeChallenge-v0", "deep-pg", num_envs=4, total_steps=64, logdir=tmp_path,
+                progress=False, hyperparameters={"network": "route", "num_steps": 16, "hidden_sizes": [8]})
+    exported = export_policy(run, tmp_path / "policy.pt")
+    assert exported.stat().st_size < (run / "checkpoint.pt").stat().st_size / 2
+    envs = gym.make_vec("physrl/TreasureMazeChallenge-v0", num_envs=8)
+    obs, _ = envs.reset(seed=5)
+    original, shipped = load_policy(run), load_policy(exported)
+    assert shipped.global_step == original.global_step == 64
+    assert torch.equal(shipped(obs), original(obs))
+    with pytest.raises(ValueError, match="policy-only"):
+        train(resume=exported, total_steps=128, progress=False)

@@ -149,8 +149,30 @@ def restore_agent(checkpoint: dict[str, Any], device: torch.device | str) -> Any
         raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: "
                          f"{sorted(AGENTS) + sorted(sb3.ALGORITHMS)}")
     agent = AGENTS[config["agent"]](make_envs(config, 1, device), seed=config["seed"], **config["hyperparameters"])
-    agent.load_state_dict(checkpoint["state"])
+    state = checkpoint["state"]
+    if state.get("policy_only"):  # what export_policy dropped comes from the fresh agent
+        state = {**agent.state_dict(), **{k: v for k, v in state.items() if k != "policy_only"}}
+    agent.load_state_dict(state)
     return agent
+
+
+#: parts of an agent's state that only training needs (dropped by :func:`export_policy`)
+TRAINING_STATE = ("optimizer", "rollout", "generator", "buffer", "ranks", "target_network")
+
+
+def export_policy(checkpoint_path: str | os.PathLike, out: str | os.PathLike) -> Path:
+    """Write the policy of a checkpoint of one of our agents to ``out`` without what only training
+    needs (:data:`TRAINING_STATE`: optimiser, rollout and env state, random generator, replay buffer),
+    for scoring and shipping: :func:`load_policy` reads it as the original; ``physrl train --resume``
+    refuses it."""
+    from physrl.agents import AGENTS
+
+    checkpoint = load_checkpoint(checkpoint_path)
+    if checkpoint["config"]["agent"] not in AGENTS:
+        raise ValueError(f"export_policy needs a checkpoint of one of our agents {sorted(AGENTS)}, "
+                         f"got {checkpoint['config']['agent']!r}")
+    state = {key: value for key, value in checkpoint["state"].items() if key not in TRAINING_STATE}
+    return save_checkpoint(out, checkpoint["config"], checkpoint["global_step"], {**state, "policy_only": True})
 
 
 def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu", *,

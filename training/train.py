@@ -310,6 +310,9 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
         config, checkpoint = _resume_config(resume, env_id, {
             "agent": agent, "num_envs": num_envs, "seed": seed, "env_kwargs": env_kwargs,
             "hyperparameters": hyperparameters})
+        if checkpoint["state"].get("policy_only"):
+            raise ValueError(f"cannot resume {str(resume)!r}: it is a policy-only checkpoint (export_policy) "
+                             "without optimiser and env state; resume from the run's own checkpoint.pt")
         if total_steps is not None:
             config["total_steps"] = check_int("total_steps", total_steps, 1)
         config["device"] = str(check_device(device or config["device"]))
