@@ -25,11 +25,11 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from physrl.envs.core import check_int
+from physrl.envs.core import check_choice, check_int
 from physrl.envs.maze import MOVES
 
 #: The network kinds of the ``network`` hyperparameter.
-NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop", "route")
+NETWORKS = ("auto", "mlp", "cnn", "action_map", "egocentric", "value_prop", "route", "route_ring")
 
 
 def init_layer(layer: nn.Module, gain: float = math.sqrt(2)) -> nn.Module:
@@ -250,23 +250,31 @@ class RouteNet(nn.Module):
     :func:`route_features` describes, for each of the four moves, the chests within k steps behind
     it and the cells a walk to them covers (k = 1 … ``horizon``), a fixed breadth-first computation
     on the observation. The learned part reads them: with ``out_dim`` equal to the number of maze
-    moves one logit per move from a network shared by the moves, fed with that move's features, a
-    "blocked" flag, a "stay" flag and the features summed over all four moves (so each move is weighed
-    against the others, the same rule for every direction); otherwise (a critic) a network over the
-    features of all four moves. The maze's time limit is not observed; ``horizon`` (default 40, the
-    challenge's) bounds the distances that count.
+    moves one logit per move from a network shared by the moves (the same rule for every direction),
+    fed with what ``context`` says: ``"sum"`` that move's features, a "blocked" flag, a "stay" flag
+    and the features summed over all four moves; ``"ring"`` the features and blocked flags of all four
+    moves in clockwise order starting with its own (so each move sees every other one, and a quarter
+    turn of the maze turns the logits with it), with a learned constant logit for staying. Otherwise
+    (a critic) a network over the features of all four moves. The maze's time limit is not observed;
+    ``horizon`` (default 40, the challenge's) bounds the distances that count.
     """
 
     def __init__(self, observation_space: spaces.Box, out_dim: int, hidden_sizes: Sequence[int],
                  out_gain: float = 1.0, horizon: int = 40, robot_channel: int = 2, wall_channel: int = 0,
-                 chest_channel: int = 1) -> None:
+                 chest_channel: int = 1, context: str = "sum") -> None:
         super().__init__()
         self.horizon = check_int("horizon", horizon, 1)
+        self.context = check_choice("context", context, ("sum", "ring"))
         self.channels = (robot_channel, wall_channel, chest_channel)
         self.per_move = out_dim == len(MOVES)
         features = 2 * horizon
         hidden = list(hidden_sizes) or [64]
-        in_dim = 2 * features + 2 if self.per_move else 4 * (features + 1)
+        if not self.per_move:
+            in_dim = 4 * (features + 1)
+        else:
+            in_dim = 2 * features + 2 if context == "sum" else 4 * (features + 1)
+            if context == "ring":
+                self.stay = nn.Parameter(torch.zeros(1))
         layers: list[nn.Module] = []
         for width in hidden:
             layers += [init_layer(nn.Linear(in_dim, width)), nn.Tanh()]
@@ -297,8 +305,12 @@ class RouteNet(nn.Module):
         rows, cols = cell // obs.shape[-1] + 1, cell % obs.shape[-1] + 1
         batch = torch.arange(b, device=obs.device)
         blocked = torch.stack([walls[batch, rows + dr, cols + dc] for dr, dc in MOVES[1:]], dim=1)  # (B, 4)
+        with_flags = torch.cat([features, blocked[:, :, None]], dim=2)               # (B, 4, F + 1)
         if not self.per_move:
-            return self.head(torch.cat([features, blocked[:, :, None]], dim=2).flatten(1))
+            return self.head(with_flags.flatten(1))
+        if self.context == "ring":
+            ring = torch.stack([with_flags.roll(-turn, dims=1) for turn in range(4)], dim=2).flatten(2)
+            return torch.cat([self.stay.expand(b, 1), self.head(ring).squeeze(-1)], dim=1)
         moves = torch.cat([torch.zeros_like(features[:, :1]), features], dim=1)   # stay first, as in MOVES
         flags = torch.zeros(b, len(MOVES), 2, device=obs.device)
         flags[:, 0, 1] = 1.0
@@ -345,7 +357,7 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
     is_image = isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3
     if kind == "auto":
         kind = "cnn" if is_image else "mlp"
-    if kind in ("cnn", "action_map", "egocentric", "value_prop", "route") and not is_image:
+    if kind in ("cnn", "action_map", "egocentric", "value_prop", "route", "route_ring") and not is_image:
         raise ValueError(f"network={kind!r} needs image observations (C, H, W), got {observation_space}")
     if kind == "mlp" and not isinstance(observation_space, (spaces.Discrete, spaces.Box)):
         raise TypeError(f"network='mlp' needs a Discrete or Box observation space, got {observation_space}")
@@ -355,8 +367,9 @@ def build_network(kind: str, observation_space: spaces.Space, out_dim: int, hidd
         return ActionMapNet(observation_space, out_dim, out_gain)
     if kind == "value_prop":
         return ValuePropagationNet(observation_space, out_dim, hidden_sizes, out_gain)
-    if kind == "route":
-        return RouteNet(observation_space, out_dim, hidden_sizes, out_gain)
+    if kind in ("route", "route_ring"):
+        return RouteNet(observation_space, out_dim, hidden_sizes, out_gain,
+                        context="ring" if kind == "route_ring" else "sum")
     if kind == "egocentric":
         view = Egocentric(observation_space)
         return nn.Sequential(view, CNN(spaces.Box(0.0, 1.0, view.shape), out_dim, hidden_sizes, out_gain))

@@ -49,10 +49,11 @@ def test_route_features_count_chests_and_path_cells_behind_each_move(horizon):
     assert features[:, :, horizon - 1].sum().item() > 0
 
 
+@pytest.mark.parametrize("kind", ["route", "route_ring"])
 @torch.no_grad()
-def test_route_net_gives_one_logit_per_move_from_a_rule_shared_by_the_moves():
+def test_route_net_gives_one_logit_per_move_from_a_rule_shared_by_the_moves(kind):
     space = spaces.Box(0.0, 1.0, (3, 15, 15))
-    actor, critic = (build_network("route", space, out, (16,)) for out in (5, 1))
+    actor, critic = (build_network(kind, space, out, (16,)) for out in (5, 1))
     envs = gym.make_vec("physrl/TreasureMazeChallenge-v0", num_envs=4)
     obs, _ = envs.reset(seed=0)
     logits = actor(obs)
@@ -64,6 +65,8 @@ def test_route_net_gives_one_logit_per_move_from_a_rule_shared_by_the_moves():
         build_network("route", spaces.Box(0.0, 1.0, (4,)), 5, (8,))
     with pytest.raises(ValueError, match="horizon"):
         RouteNet(space, 5, (8,), horizon=0)
+    with pytest.raises(ValueError, match="context"):
+        RouteNet(space, 5, (8,), context="max")
 
 
 @torch.no_grad()
