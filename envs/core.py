@@ -394,10 +394,12 @@ class VectorEnv(gym.vector.VectorEnv):
         """The attribute ``name`` of every sub-env, as ``SyncVectorEnv.get_attr`` over the single faces:
         a per-sub-env state tensor gives each sub-env's row (a tensor, or an array with
         ``array="numpy"``), a shared option its value once per sub-env."""
+        if name == "np_random_seed":
+            return self.np_random_seed
         face = {"observation_space": self.single_observation_space, "action_space": self.single_action_space,
-                "render_mode": self.render_mode, "np_random_seed": None}
+                "render_mode": self.render_mode}
         if name in face:
-            return self.np_random_seed if name == "np_random_seed" else (face[name],) * self.num_envs
+            return (face[name],) * self.num_envs
         if name.startswith("_") or not hasattr(self.core, name):
             raise AttributeError(f"the sub-envs of {type(self).__name__} have no attribute {name!r}")
         value = getattr(self.core, name)

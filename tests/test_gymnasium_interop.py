@@ -212,7 +212,7 @@ def test_steps_and_infos_match_sync_vector_env_key_for_key(env_id, device):
     sync, vector = sync_and_vector(env_id, device=device)
     for envs in (sync, vector):
         envs.reset(seed=42)
-    assert sync.np_random_seed == vector.np_random_seed == (42, 43, 44)
+    assert sync.np_random_seed == vector.np_random_seed == vector.get_attr("np_random_seed") == (42, 43, 44)
     rng = np.random.default_rng(1)
     for _ in range(2 * HORIZON + 2):  # includes the autoreset steps
         actions = actions_for(vector.single_action_space, 3, rng)
