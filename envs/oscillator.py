@@ -233,6 +233,11 @@ class OscillatorCore(BatchCore):
         shot = torch.where(u[:, 1] < (1 + parity) / 2, 1.0, -1.0)
         return (self.grid_sign[index] * shot).mean(1)
 
+    def episode_summary(self, i: int, frames: list[np.ndarray]) -> dict[str, Any]:
+        """The Wigner picture of sub-env ``i``'s final state and its exact fidelity (``charts/fidelity``):
+        for training runs, the fidelity of the greedy (mean) policy's sequence, an evaluation only."""
+        return {**super().episode_summary(i, frames), "charts/fidelity": float(self.fidelity(self.psi[i:i + 1])[0])}
+
     def wigner_image(self, i: int, pixels: int = 64) -> np.ndarray:
         """W of sub-env ``i`` on x, y ∈ [−6, 6] (rows: y from top to bottom = high to low)."""
         axis = torch.linspace(-RENDER_EXTENT, RENDER_EXTENT, pixels, dtype=torch.float64, device=self.device)

@@ -312,3 +312,12 @@ def test_horizon_is_max_steps_and_the_old_n_steps_still_works_with_a_deprecation
     envs.reset(seed=0)
     truncated = [bool(envs.step(torch.zeros(2, 12))[3].all()) for _ in range(2)]
     assert truncated == [False, True]
+
+
+def test_episode_summary_reports_the_exact_fidelity_and_the_wigner_picture():
+    envs = gym.make_vec(ENV_ID, num_envs=2, n=1, max_steps=1, render_mode="rgb_array")
+    envs.reset(seed=0)
+    _, _, _, _, info = envs.step(torch.as_tensor(np.tile(snap_action(0.9 - 0.6j, {0: math.pi}), (2, 1))))
+    summary = envs.unwrapped.core.episode_summary(1, [])
+    assert summary["charts/fidelity"] == pytest.approx(float(info["fidelity"][1]), abs=1e-12)
+    assert summary["charts/fidelity"] > 0.1 and summary["images/episode"].shape == (256, 256, 3)
