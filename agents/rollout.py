@@ -175,8 +175,10 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def play_episodes(envs: VectorEnv, policy: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
-    """Return (float64) of the episode that every sub-env has just started with ``obs``, under ``policy``."""
+def play_episodes(envs: VectorEnv, policy: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor,
+                  on_step: Callable[[], Any] | None = None) -> torch.Tensor:
+    """Return (float64) of the episode that every sub-env has just started with ``obs``, under ``policy``;
+    ``on_step`` (e.g. a progress bar's update) is called after every step."""
     total = torch.zeros(envs.num_envs, dtype=torch.float64, device=envs.device)
     running = torch.ones(envs.num_envs, dtype=torch.bool, device=envs.device)
     with torch.no_grad():
@@ -184,4 +186,6 @@ def play_episodes(envs: VectorEnv, policy: Callable[[torch.Tensor], torch.Tensor
             obs, reward, terminated, truncated, _ = envs.step(policy(obs))
             total += reward.to(torch.float64) * running
             running &= ~(terminated | truncated)
+            if on_step is not None:
+                on_step()
     return total

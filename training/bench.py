@@ -195,7 +195,7 @@ def measurements(env_ids: list[str], sizes: list[int], devices: list[torch.devic
 
 
 def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed: int,
-                episodes: int, hyperparameters: dict | None = None) -> Iterator[dict]:
+                episodes: int, hyperparameters: dict | None = None, progress: bool = False) -> Iterator[dict]:
     """End-to-end training steps per second of our DeepPolicyGradient and of sb3-ppo on the same env,
     device and env steps, and the return each reached: sb3-ppo with its defaults, ours with
     ``hyperparameters`` (default: its defaults too)."""
@@ -209,10 +209,10 @@ def bench_train(env_id: str, num_envs: int, total_steps: int, device: str, seed:
             start = time.perf_counter()
             ours = hyperparameters if agent == "deep-pg" else None
             run_dir = train(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
-                            logdir=logdir, progress=False, hyperparameters=ours)
+                            logdir=logdir, progress=progress, hyperparameters=ours, picture_every=0)
             seconds = time.perf_counter() - start
             steps = load_checkpoint(run_dir)["global_step"]
-            result = evaluate(run_dir, episodes=episodes, device=device)
+            result = evaluate(run_dir, episodes=episodes, device=device, progress=progress)
             rates[agent] = steps / seconds
             yield {"bench": "train", "env": env_id, "agent": agent, "num_envs": num_envs, "device": device,
                    **({"hyperparameters": ours} if ours else {}),
@@ -294,7 +294,7 @@ def records_from_args(args: argparse.Namespace) -> Iterator[dict]:
         return (record for env_id in (args.envs or [recipe.get("env", "physrl/TreasureMazeChallenge-v0")])
                 for device in devices for num_envs in (args.num_envs or [recipe.get("num_envs", 64)])
                 for record in bench_train(env_id, num_envs, steps, str(device), 0, args.episodes,
-                                          recipe.get("hyperparameters")))
+                                          recipe.get("hyperparameters"), progress=True))
     return measurements(args.envs or list(ENVIRONMENTS), sizes, devices, args.impl, seconds, args.timeout)
 
 

@@ -40,6 +40,7 @@ from typing import Any, Callable
 import gymnasium as gym
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
 from physrl.agents.rollout import play_episodes
@@ -121,11 +122,16 @@ def exact_optima(count: int = EVAL_SIZE) -> np.ndarray:
     return np.array([optimal_return(core.layout(i), core.max_steps) for i in range(count)], dtype=np.float64)
 
 
-def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "cpu") -> np.ndarray:
-    """Return of ``policy`` on each of the first ``count`` evaluation mazes (one episode each)."""
+def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "cpu",
+         progress: bool = False) -> np.ndarray:
+    """Return of ``policy`` on each of the first ``count`` evaluation mazes (one episode each), with a
+    progress bar over the episode's steps when ``progress``."""
     envs, obs = evaluation_envs(count, device)
     try:
-        returns = play_episodes(envs, lambda batch: torch.as_tensor(policy(batch), device=envs.device), obs)
+        with tqdm(total=envs.core.max_steps, desc=f"playing {count} mazes", unit="step", disable=not progress,
+                  leave=False) as bar:
+            returns = play_episodes(envs, lambda batch: torch.as_tensor(policy(batch), device=envs.device), obs,
+                                    bar.update)
     except (TypeError, ValueError) as error:
         raise ValueError(f"the policy must return {count} integer actions in 0..4 "
                          f"(a tensor of shape ({count},)): {error}") from None
@@ -179,8 +185,8 @@ def python_submission(spec: str) -> Submission:
     return Submission(spec, f"python callable {spec}", function)
 
 
-def evaluate(submission: Submission, device: torch.device | str = "cpu",
-             count: int = EVAL_SIZE) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def evaluate(submission: Submission, device: torch.device | str = "cpu", count: int = EVAL_SIZE,
+             progress: bool = False) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Score ``submission`` on the first ``count`` evaluation mazes: (result, returns, optima).
 
     The score is the ratio of mean return to mean optimum; its standard error is that of a ratio
@@ -191,7 +197,7 @@ def evaluate(submission: Submission, device: torch.device | str = "cpu",
         raise RuntimeError(f"the evaluation set has changed (hash {found}, expected {EVAL_SET_HASH}): the maze "
                            "generator or the random streams differ from those the challenge was fixed with")
     optima = evaluation_optima(count)
-    returns = play(submission.policy, count, device)
+    returns = play(submission.policy, count, device, progress)
     ratio = float(returns.mean() / optima.mean())
     stderr, ratio_stderr = (float(np.std(x, ddof=1) / math.sqrt(count)) if count > 1 else 0.0
                             for x in (returns, (returns - ratio * optima) / optima.mean()))
@@ -282,7 +288,7 @@ def run(args: argparse.Namespace) -> int:
         submission = load_submission(args.submission, args.policy, args.device)
         if args.name:
             submission.name = args.name
-        result, returns, optima = evaluate(submission, args.device)
+        result, returns, optima = evaluate(submission, args.device, progress=True)
     except (ValueError, RuntimeError) as error:
         print(f"physrl challenge: error: {error}", file=sys.stderr)
         return 2

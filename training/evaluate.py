@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from physrl.agents.rollout import play_episodes
 from physrl.envs.core import check_int
@@ -35,17 +36,19 @@ def _mean_stderr(values: list[float]) -> tuple[float, float]:
 
 
 def evaluate(checkpoint: str | Path, episodes: int = 100, seed: int = EVAL_SEED, device: str = "cpu",
-             deterministic: bool = True) -> dict[str, Any]:
+             deterministic: bool = True, progress: bool = False) -> dict[str, Any]:
     """Run ``episodes`` episodes of the checkpoint's policy on its env (with the run's env kwargs).
 
     Returns ``{"episodes", "mean", "stderr", "returns"}`` and, on maze envs, ``"optimum_mean"``,
     ``"optimum_stderr"`` and ``"ratio"`` (mean return / mean optimum of the same mazes).
+    ``progress`` shows a bar over the episodes (and the optima) on stderr.
     """
     episodes = check_int("episodes", episodes, 1)
     seed = check_int("seed", seed, 0)
     policy = load_policy(checkpoint, device, deterministic=deterministic)
     returns: list[float] = []
     optima: list[float] = []
+    bar = tqdm(total=episodes, desc="evaluating", unit="episode", disable=not progress, leave=False)
     for start in range(0, episodes, CHUNK):
         count = min(CHUNK, episodes - start)
         envs = make_envs(policy.config, count, device)
@@ -53,9 +56,12 @@ def evaluate(checkpoint: str | Path, episodes: int = 100, seed: int = EVAL_SEED,
         core = getattr(envs.unwrapped, "core", None)
         if isinstance(core, MazeCore):
             optima.extend(float(optimal_return(core.layout(i), core.max_steps, core.delete_chests))
-                          for i in range(count))
+                          for i in tqdm(range(count), desc="exact optima", unit="maze", disable=not progress,
+                                        leave=False))
         returns.extend(play_episodes(envs, policy, observations).tolist())
+        bar.update(count)
         envs.close()
+    bar.close()
     mean, stderr = _mean_stderr(returns)
     result: dict[str, Any] = {"episodes": episodes, "mean": mean, "stderr": stderr, "returns": returns}
     if optima:
@@ -76,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        result = evaluate(args.checkpoint, args.episodes, args.seed, args.device, not args.stochastic)
+        result = evaluate(args.checkpoint, args.episodes, args.seed, args.device, not args.stochastic, progress=True)
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"physrl evaluate: error: {error}", file=sys.stderr)
         return 2
