@@ -12,7 +12,7 @@ def test_evaluate_and_challenge_show_progress_on_stderr(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", "--checkpoint", str(run_dir), "--episodes", "4"]) == 0
     captured = capsys.readouterr()
-    assert "evaluating" in captured.err and "exact optima" in captured.err and "4/4" in captured.err
+    assert "evaluating:" in captured.err and "0/4" in captured.err and "exact optima" in captured.err
     assert "evaluating" not in captured.out and captured.out.startswith("return:")
     returns = play(maze_greedy_policy, count=3, progress=True)
     assert len(returns) == 3 and "playing 3 mazes" in capsys.readouterr().err
