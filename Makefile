@@ -33,7 +33,7 @@ mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutate]"
 	rm -rf $(MUTATE) && mkdir -p $(MUTATE)/src/physrl
 	cp -r envs agents training $(MUTATE)/src/physrl/
-	cp -r tests pyproject.toml $(MUTATE)/
+	cp -r tests pyproject.toml leaderboard $(MUTATE)/
 	cd $(MUTATE) && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ../../$(BIN)/mutmut run --max-children 2 $(MUTANTS)
 	cd $(MUTATE) && ../../$(BIN)/mutmut results
 
