@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_bool, check_choice, check_int
 from physrl.envs.rng import BatchRandom
 
 #: The moves (d_row, d_col) of the actions 0..4.
@@ -82,17 +82,18 @@ class MazeCore(BatchCore):
         if n_chests > free_cell_count(size) - 1:
             raise ValueError(f"n_chests must be at most {free_cell_count(size) - 1} (free cells of a {size}x{size} "
                              f"maze minus the start), got {n_chests}")
-        self.delete_chests = bool(delete_chests)
-        if not np.isfinite(wall_penalty) or wall_penalty < 0:
-            raise ValueError(f"wall_penalty must be a finite number >= 0, got {wall_penalty}")
+        self.delete_chests = check_bool("delete_chests", delete_chests)
+        if (isinstance(wall_penalty, (bool, np.bool_)) or not isinstance(wall_penalty, (int, float, np.integer, np.floating))
+                or not np.isfinite(wall_penalty) or wall_penalty < 0):
+            raise ValueError(f"wall_penalty must be a finite number >= 0, got {wall_penalty!r}")
         self.wall_penalty = float(wall_penalty)
         self.obs_mode = check_choice("obs_mode", obs_mode, OBS_MODES)
-        self.fixed_maze = bool(fixed_maze)
+        self.fixed_maze = check_bool("fixed_maze", fixed_maze)
         if maze_seed is not None and not fixed_maze:
             raise ValueError("maze_seed is only used with fixed_maze=True")
         if start is not None:
-            start = tuple(start)
-            if (len(start) != 2 or any(not isinstance(c, (int, np.integer)) or c % 2 == 0 or not 0 < c < size
+            start = tuple(start) if isinstance(start, (tuple, list, np.ndarray)) else (start,)
+            if (len(start) != 2 or any(not isinstance(c, (int, np.integer)) or isinstance(c, (bool, np.bool_)) or c % 2 == 0 or not 0 < c < size
                                        for c in start)):
                 raise ValueError(f"start must be a room cell (row, col) with odd coordinates in [1, {size - 2}], "
                                  f"got {start}")
