@@ -131,12 +131,16 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
                 where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
                 problem = getattr(error, "problem", None) or str(error).splitlines()[0]
                 raise ValueError(f"config file {str(path)!r}{where}: malformed YAML: {problem}") from None
+            except UnicodeDecodeError as error:
+                raise ValueError(f"config file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
     elif path.suffix == ".toml":
         with open(path, "rb") as file:
             try:
                 config = tomllib.load(file)
             except tomllib.TOMLDecodeError as error:
                 raise ValueError(f"config file {str(path)!r}: malformed TOML: {error}") from None
+            except UnicodeDecodeError as error:
+                raise ValueError(f"config file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
     else:
         raise ValueError(f"config must be a .yaml, .yml or .toml file, got {str(path)!r}")
     if not isinstance(config, dict):
