@@ -74,7 +74,7 @@ def load_checkpoint(path: str | os.PathLike, env_id: str | None = None,
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises many types for unreadable or unsafe files
         raise ValueError(f"checkpoint {str(path)!r} is corrupt or not a physrl checkpoint "
-                         f"(it cannot be read with torch.load(weights_only=True)): {error}") from None
+                         f"(it cannot be read with torch.load(weights_only=True)): {first_line(error)}") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a physrl checkpoint (expected a dict with format {FORMAT!r})")
     config = checkpoint.get("config")
@@ -91,6 +91,12 @@ def load_checkpoint(path: str | os.PathLike, env_id: str | None = None,
             raise ValueError(f"checkpoint {str(path)!r} does not match: its {key} is {describe(config[key])}, "
                              f"expected {describe(value)}")
     return checkpoint
+
+
+def first_line(error: Exception) -> str:
+    """The first non-empty line of an error's message (torch's can run to a paragraph), or its type."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def describe(value: Any) -> str:
