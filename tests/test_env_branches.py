@@ -51,6 +51,20 @@ def test_random_walker_pays_the_displacement_of_every_step():
     assert [s[3].item() for s in steps] == [False, False, True]
 
 
+@pytest.mark.parametrize("env_id", ["physrl/RandomWalker-v0", "physrl/WalkerTarget-v0"])
+def test_walker_observations_stay_in_their_space_to_the_last_step(env_id):
+    envs = gym.make_vec(env_id, num_envs=1, max_steps=4)
+    obs, _ = envs.reset(seed=0)
+    seen = [obs.item()]
+    for _ in range(4):
+        obs, *_ = envs.step(torch.tensor([1]))
+        seen.append(obs.item())
+    space = envs.single_observation_space
+    assert all(space.contains(np.int64(o)) for o in seen)
+    if env_id == "physrl/RandomWalker-v0":  # the observation is the time step, 0 … T
+        assert seen == [0, 1, 2, 3, 4] and space.n == 5
+
+
 # ---------------------------------------------------------------- maze
 
 STAY, UP, RIGHT, DOWN, LEFT = range(5)
