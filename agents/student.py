@@ -77,7 +77,7 @@ class QECStudent(Agent):
     many env steps: the student then acts itself (sampled) and takes one advantage actor-critic step
     per batch on the env's reward (GAE(λ = 0.95) with discount ``gamma``, a value head on the GRU
     state, learning rate ``refine_learning_rate``), so that what imitation left to chance (a rare
-    revealing measurement, which costs −0.1 and the rest of the episode) is trained away. With
+    revealing measurement, which costs the whole recoverable information and ends the episode) is trained away. With
     ``refine_after`` set, the imitation phase also fits the value head to the teacher's returns, so
     that the critic starts warm.
 

@@ -22,12 +22,23 @@ from physrl.envs.kernels import qubits as K
 NOISES = ("bitflip", "dephasing", "bitflip+dephasing", "correlated")
 CONNECTIVITIES = ("all", "chain")
 OBS_MODES = ("measurements", "state", "pairs")
-#: R̂_Q at or below this counts as "the logical information is gone".
+#: R̂_Q at or below this counts as "the logical information is gone" (ε of :func:`step_reward`).
 REVEALED = 1e-3
-#: Newton iterations of the warm-started R_Q search after every step (dense matrices, ``hadamard=True``).
-WARM_ITERATIONS = 1
+#: Most Newton iterations of the warm-started R_Q search after every step (dense matrices, ``hadamard=True``);
+#: it stops as soon as every state has converged, and is bracketed by a grid (kernels' ``_minimise``).
+WARM_ITERATIONS = 16
 #: Newton iterations of the warm-started closed-form R_Q search in pair form (``hadamard=False``).
 PAIR_ITERATIONS = 2
+
+
+def step_reward(averaged: torch.Tensor, recoverable: torch.Tensor, measured: torch.Tensor, t_dec: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(reward, revealed) of a step from R̂_Q(t+1) ``averaged``, R_Q(t) ``recoverable`` and whether it
+    measured (all (B,)): r = min(1, R̂/ε) + (R̂ − R) T_dec/2 (Eq. (6) of Fösel et al. for R̂ ≥ ε, continuous
+    below), revealed = a measurement took R̂ to ε or below from R > ε (module docstring)."""
+    reward = (averaged / REVEALED).clamp(max=1.0) + (averaged - recoverable) * (t_dec / 2.0)
+    revealed = measured & (averaged <= REVEALED) & (recoverable > REVEALED)
+    return reward, revealed
 
 
 def initial_channel(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -90,7 +101,7 @@ class QubitCore(BatchCore):
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", n_qubits: int = 4,
                  noise: str = "bitflip", t_dec: float = 1200.0, connectivity: Any = "all", hadamard: bool = False,
                  measurable: tuple[int, ...] | list[int] | None = None, obs_mode: str = "measurements",
-                 max_steps: int = 200) -> None:
+                 max_steps: int = 200, action_memory: int = 0) -> None:
         super().__init__(num_envs, device, max_steps)
         self.n_qubits = n = check_int("n_qubits", n_qubits, 2, 6)
         self.noise = check_choice("noise", noise, NOISES)
@@ -113,11 +124,13 @@ class QubitCore(BatchCore):
         if obs_mode == "pairs" and self.hadamard:
             raise ValueError("obs_mode='pairs' needs hadamard=False (a Hadamard leaves the pair form); "
                              "use obs_mode='state'")
+        self.action_memory = check_int("action_memory", action_memory, 0, 16)
         self.dim = d = 2**n
         table = action_table(n, self.connectivity, self.hadamard, measurable)
         self.action_names: tuple[str, ...] = tuple(name for name, _, _ in table)
         self.single_action_space = spaces.Discrete(len(table))
         size = {"measurements": len(table) + n, "state": 8 * d * d, "pairs": 16 * d + n}[obs_mode]
+        size += self.action_memory * len(table)
         self.single_observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
 
         dev = self.device
@@ -164,6 +177,7 @@ class QubitCore(BatchCore):
         self.last_action = torch.full((self.num_envs,), -1, dtype=torch.int64, device=dev)
         self.last_outcome = torch.zeros(self.num_envs, n, dtype=torch.float32, device=dev)
         self.history = torch.full((self.num_envs, self.max_steps, 2), -1, dtype=torch.int64, device=dev)
+        self.recent = torch.full((self.num_envs, self.action_memory), -1, dtype=torch.int64, device=dev)
 
     # ------------------------------------------------------------------ names
     def action_index(self, name: str) -> int:
@@ -204,6 +218,7 @@ class QubitCore(BatchCore):
         self.last_action[index] = -1
         self.last_outcome[index] = 0.0
         self.history[index] = -1
+        self.recent[index] = -1
 
     def apply_noise(self, rho: torch.Tensor) -> torch.Tensor:
         """The noise of one time step on every qubit of dense matrices (module docstring of the kernels)."""
@@ -217,9 +232,22 @@ class QubitCore(BatchCore):
         return self.view(self.obs_mode)
 
     def view(self, obs_mode: str) -> torch.Tensor:
-        """The observation of the current state in ``obs_mode``, whatever this core's own ``obs_mode`` is."""
+        """The observation of the current state in ``obs_mode``, whatever this core's own ``obs_mode`` is,
+        followed by the memory of recent actions (:meth:`memory_view`) when ``action_memory`` > 0."""
         views = {"measurements": self.measurement_view, "state": self.state_view, "pairs": self.pairs_view}
-        return views[check_choice("obs_mode", obs_mode, OBS_MODES)]()
+        view = views[check_choice("obs_mode", obs_mode, OBS_MODES)]()
+        return torch.cat([view, self.memory_view()], dim=1) if self.action_memory else view
+
+    def memory_view(self) -> torch.Tensor:
+        """The last ``action_memory`` actions, most recent first, one-hot each (B, action_memory · n_actions);
+        all zeros for the steps before the episode began. A state-aware policy sees the channel, which after
+        a parity check barely depends on which parity it was (the states differ by error probabilities of
+        order Δt/T_dec); the memory tells it, so that a Markov policy can alternate checks deterministically."""
+        n_actions = self.single_action_space.n
+        onehot = torch.zeros(self.num_envs, self.action_memory, n_actions, dtype=torch.float32, device=self.device)
+        done = self.recent >= 0
+        onehot[done] = torch.nn.functional.one_hot(self.recent[done], n_actions).to(torch.float32)
+        return onehot.flatten(1)
 
     def state_view(self) -> torch.Tensor:
         """The teacher's observation (``obs_mode="state"``) of the current state, whatever ``obs_mode`` is."""
@@ -253,7 +281,8 @@ class QubitCore(BatchCore):
         if self.obs_mode != "pairs":
             raise ValueError(f"action_mask reads the v bits of obs_mode='pairs', got obs_mode={self.obs_mode!r}")
         weights = 1 << torch.arange(self.n_qubits - 1, -1, -1, device=obs.device)
-        shift = ((obs[:, -self.n_qubits:] > 0.5).long() * weights).sum(1)
+        bits = obs[:, 16 * self.dim:16 * self.dim + self.n_qubits]
+        shift = ((bits > 0.5).long() * weights).sum(1)
         return ~self.revealing(shift)
 
     def revealing(self, shift: torch.Tensor) -> torch.Tensor:
@@ -280,12 +309,11 @@ class QubitCore(BatchCore):
         uniform = self.rng.uniform(None, ())
         step = self._step_pairs if self.pair_form else self._step_dense
         outcome, averaged, new_recoverable, new_direction = step(actions, m_qubit, uniform)
-        reward = 1.0 + (averaged - self.recoverable) / (2.0 / self.t_dec)
-        reward = torch.where(averaged > REVEALED, reward, torch.zeros_like(reward))
-        terminated = (m_qubit >= 0) & (averaged <= REVEALED)
-        reward = torch.where(terminated, torch.full_like(reward, -0.1), reward)
+        reward, terminated = step_reward(averaged, self.recoverable, m_qubit >= 0, self.t_dec)
         self.recoverable, self.direction = new_recoverable, new_direction
         self.last_action = actions.clone()
+        if self.action_memory:
+            self.recent = torch.cat([actions[:, None], self.recent[:, :-1]], dim=1)
         measured = outcome >= 0
         self.last_outcome[measured, m_qubit[measured]] = 1.0 - 2.0 * outcome[measured].to(torch.float32)
         slot = self.elapsed.clamp(max=self.max_steps - 1)
@@ -367,7 +395,7 @@ class QubitCore(BatchCore):
             keep = K.outcome_indices(n, q, m, self.device)
             block = sub[:, :, keep][:, :, :, keep]
             probabilities.append(torch.diagonal(block[:, 0], dim1=-2, dim2=-1).real.sum(-1))
-            value, direction = K.recoverable_information(block[:, 1:], self.direction[hit], WARM_ITERATIONS + 2)
+            value, direction = K.recoverable_information(block[:, 1:], self.direction[hit], WARM_ITERATIONS)
             branch_values.append(value)
             branch_directions.append(direction)
         got = (uniform >= probabilities[0]).to(torch.int64)
@@ -457,18 +485,28 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         and imaginary parts of the four channel matrices, flattened (8·4ⁿ numbers in [−1, 1]).
         ``"pairs"`` (needs ``hadamard=False``): the same matrices compactly, 16·2ⁿ + n numbers (below).
         ``core.view(obs_mode)`` gives any view of the current state whatever the env's own mode.
+        ``action_memory`` = k appends the last k actions, most recent first, one-hot each (zeros
+        before the episode's first steps), to whichever view: a memory for Markov policies.
 
     Rewards:
         With R_Q the recoverable quantum information and R̂_Q(t+1) its average over the outcomes of
-        this step's measurement (the plain R_Q(t+1) when nothing is measured),
+        this step's measurement (the plain R_Q(t+1) when nothing is measured), the paper's reward
+        (Eq. (6)) is r = 1 + (R̂_Q(t+1) − R_Q(t))/(2Δt/T_dec): idling with bit flips earns ≈ 0 per
+        step, perfect protection 1, and the sum telescopes to steps − (1 − R_Q(end)) T_dec/2. Near lost
+        information we use (:func:`step_reward`), with ε = 10⁻³ (``REVEALED``),
 
         .. math::
 
-            r_t = 1 + \frac{\hat R_Q(t+1) - R_Q(t)}{2\Delta t / T_\mathrm{dec}}
-            \quad\text{while } \hat R_Q(t+1) > 10^{-3}, \text{ else } 0
+            r_t = \min\Big(1, \frac{\hat R_Q(t+1)}{\varepsilon}\Big)
+                  + \frac{\hat R_Q(t+1) - R_Q(t)}{2\Delta t / T_\mathrm{dec}} ,
 
-        (paper Eq. (6)). A measurement after which R̂_Q ≤ 10⁻³ (it revealed the logical state) gives
-        −0.1 and ends the episode. ``info["recoverable_information"]`` is R_Q after the step,
+        which is Eq. (6) wherever R̂_Q(t+1) ≥ ε, continuous in R̂_Q everywhere, and fades the "1 +"
+        out below ε (a memory with nothing left to protect earns nothing for idling). A measurement
+        that takes R̂_Q to ε or below from R_Q(t) > ε revealed the logical state: it pays
+        ≈ −R_Q(t) T_dec/2, never more than an almost-complete reveal just above ε, and ends the
+        episode. The paper states Eq. (6); this threshold rule is ours (an earlier version paid −0.1
+        for a complete reveal, 5000 times less than an almost-complete one, and ended the episode on
+        any measurement once R̂_Q ≤ ε). ``info["recoverable_information"]`` is R_Q after the step,
         ``info["outcome"]`` the measured bit (−1 when nothing was measured).
 
     Starting State:
@@ -476,7 +514,8 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         other qubits |0⟩; R_Q = 1.
 
     Episode End:
-        Terminated by a measurement that reveals the logical state; truncated after ``max_steps``
+        Terminated only by a measurement that reveals the logical state (takes R̂_Q from above ε to ε or
+        below); truncated after ``max_steps``
         steps (the registered ``max_episode_steps``).
 
     Arguments:
@@ -492,6 +531,7 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         hadamard (bool): add the ``h(q)`` actions, needed against dephasing (default False).
         measurable (list[int] | None): the qubits that may be measured (default all).
         obs_mode (str): ``"measurements"``, ``"state"`` or ``"pairs"``.
+        action_memory (int): 0–16 last actions appended to the observation (default 0).
         max_steps (int): the horizon (default 200).
         render_mode (str | None): ``"ansi"`` (the action timeline with outcomes) or ``"rgb_array"``
             (the circuit so far).
@@ -517,7 +557,10 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         ½(c₀ 1 + c·σ); a block's trace norm is max(|c₀|, ‖c‖), so R_Q = min over n of
         Σ_k max(|t_k·n|, ‖W_k n‖) needs no eigendecomposition: two warm-started trust-region Newton
         steps on the sphere per step (:func:`~physrl.envs.kernels.qubits.recoverable_information_pairs`).
-        With ``hadamard=True`` the core keeps the dense complex128 matrices.
+        With ``hadamard=True`` the core keeps the dense complex128 matrices; there the warm-started
+        search runs until it has converged (at most 16 Newton steps) and is bracketed by a 48-direction
+        grid: where a grid direction comes within 5% of the warm value, the best grid directions are
+        refined too (a warm start can sit in a basin that is no longer the lowest after a measurement).
 
         *The* ``"pairs"`` *view.* Row a of every channel matrix is zero except at columns a and a⊕v,
         so the view lists, for every basis state a and every matrix, the Pauli coordinates
@@ -606,25 +649,30 @@ class RepetitionCodePolicy:
 
 def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[QubitErrorCorrectionVectorEnv], Callable],
                        num_envs: int = 4096, steps: int | None = None, seed: int = 0,
-                       groups: int = 16) -> tuple[float, float]:
+                       groups: int = 16, fit_from: int = 1) -> tuple[float, float]:
     """T_eff / T_dec of a policy, with its standard error, from one batch of rollouts (Fösel et al. 2018).
 
     Runs ``num_envs`` episodes of ``steps`` steps (default ``max_steps``) from reset and fits the
     decay rate of E[R_Q(t)] = A e^(−2t/T_eff): a least-squares line y(t) = c + 2t/T_eff through
-    y(t) = −ln mean R_Q(t), t = 1 … steps. The intercept c absorbs the one-off loss of encoding:
-    qubit 0 is alone during the first step and two-fold during the second, so every code starts
-    with c ≈ 4Δt/T_dec, which a fit through the origin would charge to the rate (over 200 steps it
-    turns the repetition code's 28 into 18.5). Idle has c = 0 exactly and T_eff/T_dec = 1.
+    y(t) = −ln mean R_Q(t), t = ``fit_from`` … steps. The intercept c absorbs the one-off loss of
+    encoding: qubit 0 is alone during the first step and two-fold during the second, so every code
+    starts with c ≈ 4Δt/T_dec, which a fit through the origin would charge to the rate (over 200
+    steps it turns the repetition code's 26.9 into 18.7). Idle has c = 0 exactly and T_eff/T_dec = 1.
+    A code's decay rate also settles only after a transient (the repetition code: 26.9 ± 2.9 over
+    200 steps from t = 1, 24.7 ± 0.2 over 800 steps from ``fit_from=200``).
     A terminated episode counts as R_Q = 0 from then on. The error is the spread of the same
-    estimate over ``groups`` disjoint groups of episodes, divided by √groups.
+    estimate over ``groups`` disjoint groups of episodes, divided by √groups. Episode k of ``seed``
+    s has seed s·``num_envs`` + k, so different ``seed`` values give independent repeats.
     """
     options = dict(env_options)
     if steps is not None:
         options["max_steps"] = steps
     envs = QubitErrorCorrectionVectorEnv(num_envs=num_envs, **options)
     policy = policy_factory(envs)
-    obs, _ = envs.reset(seed=seed)
     horizon = envs.core.max_steps
+    if not 1 <= fit_from < horizon:
+        raise ValueError(f"fit_from must be in [1, {horizon - 1}] (the steps of the episodes), got {fit_from}")
+    obs, _ = envs.reset(seed=seed * num_envs)
     alive = torch.ones(num_envs, dtype=torch.bool)
     trace = torch.zeros(horizon, num_envs, dtype=torch.float64)
     for t in range(horizon):
@@ -632,7 +680,8 @@ def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[Qu
         if "recoverable_information" in info:  # absent on a step where every sub-env restarts
             trace[t] = torch.where(alive, info["recoverable_information"].cpu(), 0.0)
         alive &= ~terminated.cpu()
-    time = torch.arange(1, horizon + 1, dtype=torch.float64)
+    trace = trace[fit_from - 1:]
+    time = torch.arange(fit_from, horizon + 1, dtype=torch.float64)
 
     def ratio(block: torch.Tensor) -> float:
         y = -torch.log(block.mean(1).clamp_min(1e-300))

@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 import qutip as qt
+import torch
 from scipy.optimize import minimize
 
 from physrl.envs.core import check_int
-from physrl.envs.qec import REVEALED, QubitCore, initial_channel
+from physrl.envs.qec import QubitCore, initial_channel, step_reward
 
 
 def _on(op: qt.Qobj, qubit: int, n: int) -> qt.Qobj:
@@ -98,9 +99,10 @@ def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_optio
                 weight = max(probability0 if m == 0 else 1 - probability0, 1e-300)
                 mats = [b / weight for b in branches[m]]
                 new, angles[i] = results[m][0] / weight, results[m][1]
-            reward = 1 + (averaged - recoverable[i]) * t_dec / 2 if averaged > REVEALED else 0.0
-            terminated = projectors[action] is not None and averaged <= REVEALED
-            returns[i] += -0.1 if terminated else reward
+            reward, revealed = step_reward(torch.tensor([averaged]), torch.tensor([recoverable[i]]),
+                                           torch.tensor([projectors[action] is not None]), t_dec)
+            terminated = bool(revealed)
+            returns[i] += float(reward)
             states[i], recoverable[i] = mats, new
             if terminated or (t + 1) % core.max_steps == 0:
                 states[i], recoverable[i], angles[i], returns[i] = list(start), 1.0, np.zeros(2), 0.0

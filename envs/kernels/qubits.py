@@ -303,6 +303,9 @@ class _DenseNorm:
     def repeat(self, times: int) -> "_DenseNorm":
         return _DenseNorm(self.delta.repeat_interleave(times, dim=0))
 
+    def select(self, index: torch.Tensor) -> "_DenseNorm":
+        return _DenseNorm(self.delta[index])
+
     def terms(self, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """f(n), its gradient and Hessian in R³ from one eigendecomposition of A(n) = Σ nᵢ δρᵢ.
 
@@ -359,6 +362,9 @@ class _PairNorm:
     def repeat(self, times: int) -> "_PairNorm":
         return _PairNorm(self.t.repeat_interleave(times, dim=0), self.g.repeat_interleave(times, dim=0))
 
+    def select(self, index: torch.Tensor) -> "_PairNorm":
+        return _PairNorm(self.t[index], self.g[index])
+
     def terms(self, n: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """f(n), gradient and Hessian: ∇‖Wn‖ = u = Gn/‖Wn‖, ∇²‖Wn‖ = (G − u uᵀ)/‖Wn‖; |t·n| is linear."""
         trace = (self.t * n[:, :, None]).sum(1)  # (B, h)
@@ -386,15 +392,16 @@ CHUNK = 256
 
 
 def recoverable_information(delta: torch.Tensor, start: torch.Tensor | None = None, iterations: int = 8,
-                            grid: int = 48, refine: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                            grid: int = 48, refine: int = 4, bracket: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """R_Q = min over unit n of ‖Σᵢ nᵢ δρᵢ‖₁ (Fösel et al., PRX 8, 031084, Eq. (4)), batched.
 
     ``delta`` is (B, 3, d, d) Hermitian. Returns (R_Q (B,) float64, the minimising unit n (B, 3)).
 
     Start points: the minimiser of the Frobenius norm (smallest eigenvector of the Gram matrix
     Re Tr δρᵢδρⱼ), plus either ``start`` (B, 3) (a warm start, e.g. the previous step's minimiser;
-    only the better of the two is refined) or ``grid`` directions of a Fibonacci half sphere (f is
-    even), of which the ``refine`` best are refined. Each is refined by ``iterations`` Riemannian
+    only the better of the two is refined, then bracketed by the grid, see :func:`_minimise`) or
+    ``grid`` directions of a Fibonacci half sphere (f is even), of which the ``refine`` best are
+    refined. Each is refined by ``iterations`` Riemannian
     Newton steps on the sphere — f is 1-homogeneous, so its Hessian on the sphere is P H P − f P —
     inside a trust region that shrinks whenever a step fails to lower f. The value returned is f at
     a point actually evaluated (an upper bound of the exact minimum). Large batches are processed in
@@ -403,46 +410,85 @@ def recoverable_information(delta: torch.Tensor, start: torch.Tensor | None = No
     batch = delta.shape[0]
     if batch > CHUNK:
         starts = [None] * len(range(0, batch, CHUNK)) if start is None else start.split(CHUNK)
-        parts = [recoverable_information(d, s, iterations, grid, refine) for d, s in zip(delta.split(CHUNK), starts)]
+        parts = [recoverable_information(d, s, iterations, grid, refine, bracket)
+                 for d, s in zip(delta.split(CHUNK), starts)]
         return torch.cat([v for v, _ in parts]), torch.cat([n for _, n in parts])
-    return _minimise(_DenseNorm(delta), start, iterations, grid, refine)
+    return _minimise(_DenseNorm(delta), start, iterations, grid, refine, bracket)
 
 
 def recoverable_information_pairs(blocks: torch.Tensor, start: torch.Tensor | None = None, iterations: int = 8,
-                                  grid: int = 48, refine: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                                  grid: int = 48, refine: int = 4, bracket: bool = False
+                                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """R_Q as :func:`recoverable_information`, for δρx, δρy, δρz in pair form (B, 3, 4, h) (:func:`to_pairs`).
 
     Same search, with the closed-form trace norm of 2×2 blocks (``_PairNorm``) instead of
     eigendecompositions: a few hundred flops per state and Newton step.
     """
-    return _minimise(_PairNorm.of(blocks), start, iterations, grid, refine)
+    return _minimise(_PairNorm.of(blocks), start, iterations, grid, refine, bracket)
+
+
+#: A Newton search has converged once its step (or its trust radius) is below this many radians.
+CONVERGED = 1e-7
+#: Newton iterations of the cold search from the grid when :func:`_minimise` brackets a warm start.
+COLD_ITERATIONS = 8
+#: A warm start is re-checked from the grid when some grid direction lies within this factor of its value.
+BRACKET = 1.05
+#: How many grid directions the bracketing cold search refines.
+COLD_REFINE = 2
 
 
 def _minimise(norm: _DenseNorm | _PairNorm, start: torch.Tensor | None, iterations: int, grid: int,
-              refine: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Start points and Newton refinement of :func:`recoverable_information` for any trace-norm model."""
+              refine: int, bracket: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Start points and Newton refinement of :func:`recoverable_information` for any trace-norm model.
+
+    Cold (``start`` None): the ``refine`` best of the Frobenius minimiser and the ``grid`` directions
+    are refined by ``iterations`` Newton steps. Warm: the better of ``start`` and the Frobenius
+    minimiser is refined by ``iterations`` steps, and, with ``bracket``, the result is checked against the grid: where some
+    grid direction has f below ``BRACKET`` × the warm value (another basin may be lower: after a
+    measurement, or when noise moves the global minimum to another basin), the cold search runs
+    too (``COLD_ITERATIONS`` steps) and the lower of the two values is kept.
+    """
     gram = norm.gram()
     batch, device = gram.shape[0], gram.device
-    candidates = [torch.linalg.eigh(gram)[1][:, :, 0:1].mT]
+    frobenius = torch.linalg.eigh(gram)[1][:, :, 0:1].mT
     if start is not None:
-        candidates.append((start.to(torch.float64) / start.norm(dim=1, keepdim=True).clamp_min(1e-300))[:, None])
-        refine = 1
-    else:
-        candidates.append(fibonacci_half_sphere(grid, device).expand(batch, -1, -1))
-    directions = torch.cat(candidates, dim=1)
-    values = norm.along(directions)
+        warm = (start.to(torch.float64) / start.norm(dim=1, keepdim=True).clamp_min(1e-300))[:, None]
+        candidates = torch.cat([frobenius, warm], 1)
+        value, n = _refine_best(norm, candidates, norm.along(candidates), 1, iterations)
+        if not bracket:
+            return value, n
+    cold = torch.cat([frobenius, fibonacci_half_sphere(grid, device).expand(batch, -1, -1)], dim=1)
+    cold_values = norm.along(cold)
+    if start is None:
+        return _refine_best(norm, cold, cold_values, refine, iterations)
+    suspect = (cold_values.amin(1) < BRACKET * value).nonzero().squeeze(1)
+    if len(suspect):
+        cold_value, cold_n = _refine_best(norm.select(suspect), cold[suspect], cold_values[suspect], COLD_REFINE,
+                                          COLD_ITERATIONS)
+        lower = cold_value < value[suspect]
+        value = value.index_copy(0, suspect, torch.where(lower, cold_value, value[suspect]))
+        n = n.index_copy(0, suspect, torch.where(lower[:, None], cold_n, n[suspect]))
+    return value, n
+
+
+def _refine_best(norm: _DenseNorm | _PairNorm, directions: torch.Tensor, values: torch.Tensor, refine: int,
+                 iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Newton-refine the ``refine`` lowest of ``directions`` (B, K, 3) (f = ``values`` (B, K)); the best result."""
+    batch = directions.shape[0]
     best = values.topk(min(refine, directions.shape[1]), dim=1, largest=False).indices
     n = directions.gather(1, best[:, :, None].expand(-1, -1, 3)).flatten(0, 1)
     value, n = _newton(norm.repeat(best.shape[1]) if best.shape[1] > 1 else norm, n, iterations)
     value, pick = value.view(batch, -1).min(1)
-    return value, n.view(batch, -1, 3)[torch.arange(batch, device=device), pick]
+    return value, n.view(batch, -1, 3)[torch.arange(batch, device=directions.device), pick]
 
 
 def _newton(norm: _DenseNorm | _PairNorm, n: torch.Tensor, iterations: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Trust-region Riemannian Newton descent of f = ``norm`` on the unit sphere from ``n`` (B, 3).
 
     The 2×2 tangent systems are solved in closed form: the shift σ = max(0, −λ_min) + 10⁻¹⁰ f makes
-    H + σ1 positive definite, and the step is −(H + σ1)⁻¹ g, cut to the trust radius.
+    H + σ1 positive definite, and the step is −(H + σ1)⁻¹ g, cut to the trust radius. ``iterations``
+    is a cap: the loop stops early once every state has converged (its Newton step or its trust
+    radius below ``CONVERGED`` radians).
     """
     f, grad, hess = norm.terms(n)
     radius = torch.full_like(f, 0.5)
@@ -466,7 +512,9 @@ def _newton(norm: _DenseNorm | _PairNorm, n: torch.Tensor, iterations: int) -> t
         f = torch.where(better, f_trial, f)
         grad = torch.where(better[:, None], grad_trial, grad)
         hess = torch.where(better[:, None, None], hess_trial, hess)
-        radius = torch.where(better, torch.maximum(2 * length, radius).clamp(max=0.5), length / 4)
+        radius = torch.where(better, torch.maximum(2 * length, radius).clamp(max=0.5), length / 10)
+        if bool(((length < CONVERGED) | (radius < CONVERGED)).all()):
+            break
     return f, n
 
 
