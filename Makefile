@@ -25,16 +25,51 @@ docs: $(STAMP)
 	@echo "open docs/_build/html/index.html"
 
 # Mutation testing (docs/development.md), not part of `make test`: mutmut over the modules listed in
-# pyproject.toml's [tool.mutmut], in a copy under build/mutate. `make mutate MUTANTS='physrl.agents.*'`
-# runs a subset (mutmut's name globs); `make mutate-results` lists the survivors of the last run.
+# pyproject.toml's [tool.mutmut], in a copy under build/mutate. By default it runs the mutants of the
+# update rules, reward and termination branches, action checks, checkpoint loading and the scorer
+# (MUTANTS, mutmut's name globs); `make mutate MUTANTS='*'` runs all of them (about 10,700: hours).
+# `make mutate-results` lists the survivors of the last run.
 MUTATE := build/mutate
-MUTANTS ?=
+MUTANTS ?= \
+	physrl.agents.rollout.x_gae* \
+	physrl.agents.rollout.x_discounted_returns* \
+	physrl.agents.rollout.x_masked_mean* \
+	physrl.agents.deep_pg.xǁDeepPolicyGradientǁ_losses* \
+	physrl.agents.deep_pg.xǁDeepPolicyGradientǁadvantages* \
+	physrl.agents.deep_pg.x_whole_episode_returns* \
+	physrl.agents.dqn.xǁDQNǁ_update* \
+	physrl.agents.dqn.xǁReplayBufferǁadd* \
+	physrl.agents.dqn.xǁReplayBufferǁsample* \
+	physrl.agents.q_learning.xǁQLearningǁlearn_iteration* \
+	physrl.agents.q_learning.x_epsilon_greedy* \
+	physrl.agents.q_learning.x_linear_schedule* \
+	physrl.agents.tabular_pg.xǁTabularPolicyGradientǁlearn_iteration* \
+	physrl.agents.tabular_pg.xǁTabularPolicyGradientǁ_update_baseline* \
+	physrl.agents.tabular_pg.xǁTabularPolicyGradientǁlogits* \
+	physrl.agents.distributed.x_average_gradients* \
+	physrl.envs.walker.xǁWalkerCoreǁadvance* \
+	physrl.envs.walker.xǁWalkerTargetCoreǁadvance* \
+	physrl.envs.walker.xǁWalkerTargetCoreǁobserve* \
+	physrl.envs.walker.x_walker_target_optimum* \
+	physrl.training.checkpoint.x_load_checkpoint* \
+	physrl.training.checkpoint.x_load_policy* \
+	physrl.training.checkpoint.x_restore_agent* \
+	physrl.envs.maze.xǁMazeCoreǁadvance* \
+	physrl.envs.qec.xǁQubitCoreǁadvance* \
+	physrl.envs.oscillator.xǁOscillatorCoreǁmeasure_reward* \
+	physrl.envs.oscillator.xǁOscillatorCoreǁadvance* \
+	physrl.envs.core.xǁBatchCoreǁstep* \
+	physrl.envs.core.xǁBatchCoreǁcheck_actions* \
+	physrl.envs.core.xǁVectorEnvǁstep* \
+	physrl.training.challenge.x_evaluate* \
+	physrl.training.challenge.x_play*
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutate]"
 	rm -rf $(MUTATE) && mkdir -p $(MUTATE)/src/physrl
 	cp -r envs agents training $(MUTATE)/src/physrl/
 	cp -r tests pyproject.toml leaderboard $(MUTATE)/
-	cd $(MUTATE) && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ../../$(BIN)/mutmut run --max-children 2 $(MUTANTS)
+	cd $(MUTATE) && OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 ../../$(BIN)/mutmut run --max-children 2 \
+		$(foreach name,$(MUTANTS),'$(name)')
 	cd $(MUTATE) && ../../$(BIN)/mutmut results
 
 mutate-results:
