@@ -36,6 +36,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (r"py:.*", r"(torch|np|numpy|gym|gymnasium|spaces|nn|qutip|argparse|collections|typing|abc|pathlib|os"
                r"|optim|F|dataclasses|enum|types|stable_baselines3|tensorboard|scipy)(\..*)?"),
+    (r"py:.*", r"(.*\.)?_[A-Za-z]\w*"),  # private helpers are not in the API reference
     (r"py:.*", r"(Any|Callable|Sequence|Iterable|Iterator|Mapping|ClassVar|Path|Tensor|Generator|Module"
                r"|Space|Box|Discrete|Parameter|Namespace|ArgumentParser|PolicyFn|Batch|T)"),
 ]
