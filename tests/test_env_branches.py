@@ -146,9 +146,9 @@ def averaged_recoverable_information(core, measured_qubit):
 
 
 def documented_reward(averaged, previous, t_dec):
-    """r = 1 + (R̂_Q(t+1) − R_Q(t)) / (2Δt/T_dec) while R̂_Q(t+1) > 10⁻³, else 0 (Fösel et al. Eq. (6))."""
-    reward = 1.0 + (averaged - previous) / (2.0 / t_dec)
-    return torch.where(averaged > REVEALED, reward, torch.zeros_like(reward))
+    """r = min(1, R̂_Q(t+1)/ε) + (R̂_Q(t+1) − R_Q(t)) / (2Δt/T_dec), ε = 10⁻³ (Fösel et al. Eq. (6) above ε,
+    continuous below it)."""
+    return (averaged / REVEALED).clamp(max=1.0) + (averaged - previous) * (t_dec / 2.0)
 
 
 @pytest.mark.parametrize("hadamard", [False, True])
@@ -188,21 +188,32 @@ def test_qec_idle_reward_follows_the_plain_recoverable_information():
 
 
 @pytest.mark.parametrize("actions", [["measure(0)"], ["cnot(0,1)", "measure(1)"]])
-def test_qec_revealing_measurement_costs_a_tenth_and_ends_the_episode(actions):
+def test_qec_revealing_measurement_pays_the_lost_information_and_ends_the_episode(actions):
     envs = qec(num_envs=8)
-    for i, name in enumerate(actions):
-        _, reward, terminated, truncated, _ = envs.step(torch.full((8,), envs.core.action_index(name)))
-    assert reward.tolist() == pytest.approx([-0.1] * 8) and terminated.all() and not truncated.any()
+    core = envs.core
+    for name in actions:
+        previous, averaged = core.recoverable.clone(), averaged_recoverable_information(core, int(name[-2]) if
+                                                                                         "measure" in name else None)
+        _, reward, terminated, truncated, _ = envs.step(torch.full((8,), core.action_index(name)))
+    assert float(averaged.max()) <= REVEALED < float(previous.min())
+    assert torch.allclose(reward.double(), documented_reward(averaged, previous, core.t_dec), atol=1e-3)
+    assert float(reward.max()) < -0.4 * core.t_dec  # about −R_Q(t)·T_dec/2
+    assert terminated.all() and not truncated.any()
 
 
-def test_qec_idle_steps_below_the_threshold_pay_zero_and_never_terminate():
-    """With T_dec = 0.05 steps one idle step erases the logical state (R_Q ≈ 0): no measurement was made, so
-    the episode goes on (only a measurement can end it) with reward 0."""
-    envs = qec(num_envs=4, t_dec=0.05)
-    for _ in range(5):
-        _, reward, terminated, truncated, info = envs.step(torch.zeros(4, dtype=torch.int64))
+def test_qec_steps_below_the_threshold_follow_the_continuous_reward_and_only_a_real_reveal_ends_an_episode():
+    """With T_dec = 0.05 steps one idle step erases the logical state (R_Q ≈ 0). No measurement was made, so
+    the episode goes on; a measurement afterwards reveals nothing more, so it goes on too."""
+    t_dec = 0.05
+    envs = qec(num_envs=4, t_dec=t_dec)
+    core = envs.core
+    for name in ("idle", "idle", "measure(0)", "measure(1)", "idle"):
+        previous = core.recoverable.clone()
+        _, reward, terminated, truncated, info = envs.step(torch.full((4,), core.action_index(name)))
         assert float(info["recoverable_information"].max()) <= REVEALED
-        assert reward.tolist() == [0.0] * 4 and not terminated.any() and not truncated.any()
+        assert not terminated.any() and not truncated.any()
+        assert torch.allclose(reward.double(), documented_reward(info["recoverable_information"], previous, t_dec),
+                              atol=1e-6)
 
 
 # ---------------------------------------------------------------- oscillator
