@@ -116,6 +116,8 @@ class QubitCore(BatchCore):
         self.hadamard = bool(hadamard)
         if measurable is None:
             measurable = tuple(range(n))
+        if isinstance(measurable, (str, bytes)) or not hasattr(measurable, "__iter__"):
+            raise TypeError(f"measurable must be a list of distinct qubits in [0, {n - 1}], got {measurable!r}")
         measurable = tuple(check_int("measurable qubit", q, 0, n - 1) for q in measurable)
         if len(set(measurable)) != len(measurable):
             raise ValueError(f"measurable must list distinct qubits in [0, {n - 1}], got {measurable}")
