@@ -4,10 +4,18 @@ Every rank steps its own slice of the sub-envs and computes the gradient of a me
 samples; :func:`average_gradients` turns those into the gradient of the mean over the samples of
 all ranks, so that every rank takes the same optimiser step and the parameters stay identical.
 Rank 0 alone writes the TensorBoard log and the checkpoint, which holds every rank's env state.
+
+A process must leave the process group before the interpreter shuts down: a gloo worker thread that
+is still alive then (it may hold the last reference to a tensor of the last collective) is stopped by
+the interpreter's teardown and aborts the whole process ("terminate called without an active
+exception", SIGABRT), at random and more often under load. :func:`join_from_environment` therefore
+registers :func:`leave_process_group` to run at exit, and ``physrl train`` calls it when it is done.
 """
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
 from typing import Any, Iterable
 
@@ -47,10 +55,24 @@ def join_from_environment(device: str) -> tuple[int, int, str]:
     cuda = torch.device(device).type == "cuda"
     if not dist.is_initialized():
         dist.init_process_group("nccl" if cuda else "gloo")
+        atexit.register(leave_process_group, synchronize=False)
     if cuda:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', '0'))}"
         torch.cuda.set_device(device)
     return dist.get_rank(), dist.get_world_size(), device
+
+
+def leave_process_group(synchronize: bool = True) -> None:
+    """Destroy the process group (after a barrier when ``synchronize``, so that no rank tears its
+    connections down while another still uses them) and collect what held its tensors; does nothing
+    when no group is initialised. Call it on every rank; skip the barrier when the other ranks may
+    already be gone (an error, at exit)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    if synchronize:
+        dist.barrier()
+    dist.destroy_process_group()
+    gc.collect()
 
 
 def any_rank(flag: bool) -> bool:

@@ -36,7 +36,8 @@ from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
-from physrl.agents.distributed import any_rank, broadcast, gather_to_rank0, join_from_environment, rank_and_world_size
+from physrl.agents.distributed import (any_rank, broadcast, gather_to_rank0, join_from_environment,
+                                       leave_process_group, rank_and_world_size)
 from physrl.envs.core import check_int
 from physrl.training import sb3
 from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
@@ -577,24 +578,28 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``physrl train``; under torchrun every rank leaves the process group before it returns, on every
+    path (see :func:`physrl.agents.distributed.leave_process_group`)."""
+    finished = False
     try:
-        check_seconds("checkpoint_every", args.checkpoint_every)
-        check_seconds("picture_every", args.picture_every)
-        prepared = prepare(**options_from_args(args))
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"physrl train: error: {error}", file=sys.stderr)
-        return 2
-    try:
-        signum = execute(prepared, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
-                         picture_every=args.picture_every)
-    except KeyboardInterrupt:
-        print(f"physrl train: aborted without saving; the last checkpoint (if any) is in {prepared.run_dir}",
-              file=sys.stderr)
-        return 128 + signal.SIGINT
-    rank, world_size = rank_and_world_size()
-    if world_size > 1:
-        torch.distributed.barrier()  # no rank tears gloo/NCCL down while another still uses it
-        torch.distributed.destroy_process_group()
+        try:
+            check_seconds("checkpoint_every", args.checkpoint_every)
+            check_seconds("picture_every", args.picture_every)
+            prepared = prepare(**options_from_args(args))
+        except (ValueError, TypeError, FileNotFoundError) as error:
+            print(f"physrl train: error: {error}", file=sys.stderr)
+            return 2
+        try:
+            signum = execute(prepared, progress=not args.no_progress, checkpoint_every=args.checkpoint_every,
+                             picture_every=args.picture_every)
+        except KeyboardInterrupt:
+            print(f"physrl train: aborted without saving; the last checkpoint (if any) is in {prepared.run_dir}",
+                  file=sys.stderr)
+            return 128 + signal.SIGINT
+        finished = True
+    finally:
+        rank = rank_and_world_size()[0]
+        leave_process_group(synchronize=finished)  # the barrier only where every rank got here
     if rank == 0:
         print(prepared.run_dir)
     return 0 if signum is None else 128 + signum
