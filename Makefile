@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench docs mutate mutate-results clean
+.PHONY: demo test bench gpu-check docs mutate mutate-results clean
 
 $(STAMP): setup.cfg pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/physrl bench
+
+# On a CUDA machine: the CUDA tests, env throughput at 1k-1M envs and training against sb3-ppo, written to
+# gpu-check.md for docs/results/performance.md; without CUDA it says so and exits 0.
+gpu-check: $(STAMP)
+	$(BIN)/python -m physrl.training.gpu_check --out gpu-check.md
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
