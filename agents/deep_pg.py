@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Sequence
 
 import torch
@@ -51,6 +52,13 @@ class DeepPolicyGradient(Agent):
     from ``ent_coef`` to ``ent_coef_final`` at ``ent_anneal_steps`` env steps (default:
     ``lr_anneal_steps``) and keeps it there: explore broadly first, then settle.
 
+    ``average_start`` (default None: off) makes the deterministic policy (``act``) the running average
+    of the actor's parameters over the iterations from that env step on (Polyak–Ruppert averaging,
+    Polyak & Juditsky, SIAM J. Control Optim. 30, 838 (1992)), while exploration keeps using the
+    current actor. With single-shot ±1 rewards the noisy updates keep the mean policy jittering
+    around the optimum; the average cancels that jitter without waiting for the learning rate to
+    reach 0.
+
     ``action_mask=True`` (Discrete actions) never samples an action that the env's
     ``core.action_mask(obs)`` rules out for that observation (its logit is set to −10⁹ in acting and
     in the update alike), so the policy spends no exploration on moves it can see are useless or
@@ -66,7 +74,8 @@ class DeepPolicyGradient(Agent):
                  hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5,
                  lr_anneal_steps: int | None = None, log_std_final: float | None = None,
                  log_std_anneal_steps: int | None = None, ent_coef_final: float | None = None,
-                 ent_anneal_steps: int | None = None, action_mask: bool = False) -> None:
+                 ent_anneal_steps: int | None = None, action_mask: bool = False,
+                 average_start: int | None = None) -> None:
         super().__init__(envs, seed)
         for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
                            ("normalize_advantages", normalize_advantages), ("action_mask", action_mask)):
@@ -99,6 +108,7 @@ class DeepPolicyGradient(Agent):
             "ent_anneal_steps": None if ent_anneal_steps is None else check_int("ent_anneal_steps",
                                                                                 ent_anneal_steps, 1),
             "action_mask": action_mask,
+            "average_start": None if average_start is None else check_int("average_start", average_start, 0),
         }
         if action_mask:
             self.discrete_actions()
@@ -131,6 +141,8 @@ class DeepPolicyGradient(Agent):
         self.model = nn.ModuleDict({"head": head, "actor": actor, **({"critic": critic} if critic else {})})
         self.model.to(self.device)
         self.head, self.actor, self.critic = head, actor, critic
+        self.average_actor = copy.deepcopy(actor) if hp["average_start"] is not None else None
+        self.averaged = 0  # iterations in the average (``average_start``)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp["learning_rate"], eps=1e-5)
 
     def _scheduled(self, start: str, final: str, steps: str) -> float:
@@ -149,16 +161,17 @@ class DeepPolicyGradient(Agent):
         """The entropy coefficient (``ent_coef``, or its ``ent_coef_final`` schedule) at the current ``global_step``."""
         return self._scheduled("ent_coef", "ent_coef_final", "ent_anneal_steps")
 
-    def policy_output(self, obs: torch.Tensor) -> torch.Tensor:
-        """The actor's output for ``obs``, with the logits of masked actions at −10⁹ (``action_mask``)."""
-        out = self.actor(obs)
+    def policy_output(self, obs: torch.Tensor, averaged: bool = False) -> torch.Tensor:
+        """The actor's output for ``obs`` (the averaged actor's with ``averaged`` once it has begun), with
+        the logits of masked actions at −10⁹ (``action_mask``)."""
+        out = (self.average_actor if averaged and self.averaged else self.actor)(obs)
         if self.hyperparameters["action_mask"]:
             out = out.masked_fill(~self.envs.core.action_mask(obs), -1e9)
         return out
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         with torch.no_grad():
-            out = self.policy_output(obs.to(self.device))
+            out = self.policy_output(obs.to(self.device), averaged=deterministic)
             return self.head.mode(out) if deterministic else self.head.sample(out, self.generator)[0]
 
     def _explore(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -221,6 +234,8 @@ class DeepPolicyGradient(Agent):
                 self._cap_log_std(ceiling)
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + value.detach()
+        if hp["average_start"] is not None and self.global_step >= hp["average_start"]:
+            self._update_average()
         updates = hp["update_epochs"] * -(-n // size)
         logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
         if self.critic is not None:
@@ -230,6 +245,13 @@ class DeepPolicyGradient(Agent):
         if hp["ent_coef_final"] is not None:
             logged["charts/ent_coef"] = ent_coef
         return {**batch.episode_stats(), **logged}
+
+    def _update_average(self) -> None:
+        """Add the current actor to the running average of its parameters (``average_start``)."""
+        self.averaged += 1
+        with torch.no_grad():
+            for mean, current in zip(self.average_actor.parameters(), self.actor.parameters()):
+                mean += (current - mean) / self.averaged
 
     def _cap_log_std(self, ceiling: float | None) -> None:
         """Clamp the Gaussian head's log-std to ``ceiling`` (None: leave it)."""
@@ -265,11 +287,17 @@ class DeepPolicyGradient(Agent):
         return out
 
     def _state(self) -> dict[str, Any]:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
+        if self.average_actor is not None:
+            state.update(average_actor=self.average_actor.state_dict(), averaged=self.averaged)
+        return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.average_actor is not None:
+            self.average_actor.load_state_dict(state["average_actor"])
+            self.averaged = int(state["averaged"])
 
 
 def complete_schedule(hp: dict[str, Any], final: str, steps: str) -> None:

@@ -321,3 +321,32 @@ def test_action_mask_keeps_the_policy_off_masked_actions_in_acting_and_updates()
                            action_mask=True)
     with pytest.raises(TypeError, match="action_mask"):
         DeepPolicyGradient(envs, action_mask="yes")
+
+
+def test_average_start_makes_the_greedy_policy_the_mean_of_the_actors_and_resume_restores_it():
+    """From average_start on, act(deterministic=True) uses the running mean of the actor's parameters
+    over the iterations (Polyak–Ruppert); sampling keeps the current actor; a checkpoint keeps the mean."""
+    def make_agent(seed: int) -> DeepPolicyGradient:
+        envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, max_steps=2,
+                            snap_phases=2)
+        return DeepPolicyGradient(envs, seed=seed, num_steps=2, num_minibatches=1, update_epochs=2, hidden_sizes=(),
+                                  learning_rate=0.05, average_start=16)
+
+    with pytest.raises(ValueError, match="average_start"):
+        make_agent(0).__class__(make_agent(0).envs, average_start=-1)
+    agent = make_agent(0)
+    obs = torch.eye(2)
+    snapshots = []
+    for _ in range(5):
+        agent.learn_iteration()   # 8 env steps each: the average begins with the second iteration (16 steps done)
+        snapshots.append([p.detach().clone() for p in agent.actor.parameters()])
+    expected = [torch.stack(ps[1:]).mean(0) for ps in zip(*snapshots)]
+    for mean, value in zip(agent.average_actor.parameters(), expected):
+        torch.testing.assert_close(mean, value)
+    assert agent.averaged == 4
+    torch.testing.assert_close(agent.act(obs), agent.head.mode(agent.average_actor(obs)))
+    assert not torch.allclose(agent.act(obs), agent.head.mode(agent.actor(obs)))
+    resumed = make_agent(7)
+    resumed.load_state_dict(agent.state_dict())
+    torch.testing.assert_close(resumed.act(obs), agent.act(obs))
+    assert resumed.averaged == 4
