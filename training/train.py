@@ -521,6 +521,7 @@ EPILOG = """\
 examples:
   physrl train --env physrl/TreasureMazeChallenge-v0 --agent deep-pg --num-envs 64 --total-steps 200000
   physrl train --env physrl/TreasureMaze-v0 --env-kwargs '{"size": 7, "n_chests": 3}' --agent sb3-ppo --set n_steps=64
+  physrl train --env CartPole-v1 --agent deep-pg --total-steps 100000     (any registered Gymnasium env)
   physrl train --config run.yaml --set learning_rate=1e-3
   physrl train --resume runs/physrl-TreasureMaze-v0__dqn__0__20250101-120000 --total-steps 400000
 
@@ -534,7 +535,8 @@ Ctrl-C or SIGTERM saves a checkpoint and exits (status 128 + signal number); --r
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--env", metavar="ID", help="registered env id, e.g. physrl/TreasureMaze-v0")
+    parser.add_argument("--env", metavar="ID",
+                        help="registered env id: physrl/TreasureMaze-v0, ... or any Gymnasium id such as CartPole-v1")
     parser.add_argument("--agent", metavar="NAME",
                         help="tabular-pg, deep-pg, q-learning, dqn, qec-student (ours) or sb3-ppo, sb3-a2c, sb3-dqn")
     parser.add_argument("--num-envs", type=int, metavar="N", help=f"parallel envs (default {DEFAULTS['num_envs']})")
