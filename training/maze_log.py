@@ -19,7 +19,7 @@ from physrl.envs.maze import MazeCore, MazeLayout, optimal_return
 class MazeOptimumLog:
     """Tracks the return-to-optimum ratio of sampled training episodes of one maze learner."""
 
-    def __init__(self, envs: Any, learner: Any, per_iteration: int = 8, window: int = 32) -> None:
+    def __init__(self, envs: Any, learner: Any, per_iteration: int = 4, window: int = 40) -> None:
         self.max_steps, self.rollout, self.per_iteration = envs.core.max_steps, learner.rollout, per_iteration
         self.pairs: deque[tuple[float, int]] = deque(maxlen=window)
         self.rollout.keep_starts = True
