@@ -14,7 +14,9 @@ import torch
 
 import physrl.agents.distributed as distributed
 from physrl.agents import DQN, DeepPolicyGradient, QECStudent, QLearning, TabularPolicyGradient
-from physrl.agents.rollout import Batch, discounted_returns, gae
+from physrl.agents.deep_pg import whole_episode_returns
+from physrl.agents.rollout import Batch, Rollout, discounted_returns, gae
+from physrl.envs.walker import walker_target_optimum
 
 WALKER = "physrl/RandomWalker-v0"
 
@@ -34,6 +36,7 @@ class FixedRollout:
         self.batch = batch
 
     def collect(self, num_steps, policy):
+        self.actions = policy(self.batch.obs[0])[0]  # the behaviour policy runs on the first observations
         return self.batch
 
 
@@ -54,6 +57,18 @@ def test_reward_to_go_cuts_at_episode_ends_and_bootstraps_after_the_last_step():
     returns = discounted_returns(rewards, dones, 0.5, torch.tensor([2.0]))
     # t=3: 1 + 0.5·2 = 2; t=2 ends: 1; t=1: 1 + 0.5·1 = 1.5; t=0: 1 + 0.5·1.5 = 1.75
     assert returns[:, 0].tolist() == [1.75, 1.5, 1.0, 2.0]
+
+
+def test_whole_episode_returns_of_a_one_step_batch():
+    batch = make_batch(obs=[[0, 0]], actions=[[1, 1]], rewards=[[1.0, 2.0]], terminated=[[False, False]],
+                       dones=[[True, False]], valid=[[True, True]], last_obs=[1, 1])
+    batch.episode_returns = torch.tensor([[5.0, 7.0]])
+    assert whole_episode_returns(batch).tolist() == [[5.0, 0.0]]
+
+
+def test_walker_target_optimum_by_hand_with_targets_out_of_reach():
+    # T = 3: g = 0 pays 3, g = 1 pays 3, g = 2 pays 2, g = 3 pays 1, g ≥ 4 is never reached
+    assert walker_target_optimum(max_steps=3, target_range=10) == pytest.approx(9 / 10)
 
 
 def test_gae_by_hand_with_a_termination_and_a_truncation():
@@ -189,6 +204,55 @@ def test_tabular_reinforce_step_by_hand(baseline, theta):
         assert agent.baseline_table.tolist() == pytest.approx([0.1 * 0.75])
 
 
+def test_tabular_running_baseline_is_used_and_updated_only_where_visited():
+    envs = gym.make_vec(WALKER, num_envs=1, max_steps=2)
+    agent = TabularPolicyGradient(envs, learning_rate=0.1, baseline="running_mean", baseline_rate=0.5)
+    agent.baseline_table = torch.tensor([0.75, 0.5, 0.25])
+    agent.rollout = FixedRollout(make_batch(obs=[[0], [2]], actions=[[1], [0]], rewards=[[3.0], [0.0]],
+                                            terminated=[[False], [False]], dones=[[True], [False]],
+                                            valid=[[True], [False]], last_obs=[0]))
+    agent.learn_iteration()
+    # one episode, one step from state 0 with G = 3 and b = 0.75: Δθ = 0.1·(3 − 0.75)·(1 − π)
+    assert agent.theta[:, 0].tolist() == pytest.approx([0.1 * 2.25 * 0.5, 0.0, 0.0])
+    # state 0 visited once: b ← 0.5·0.75 + 0.5·3; states 1 and 2 (the autoreset step) keep theirs
+    assert agent.baseline_table.tolist() == pytest.approx([1.875, 0.5, 0.25])
+
+
+def test_tabular_autoreset_steps_never_contribute():
+    """A batch whose autoreset step (t=2) is followed by a one-step episode: that step is complete but invalid."""
+    envs = gym.make_vec(WALKER, num_envs=1, max_steps=2)
+    agent = TabularPolicyGradient(envs, learning_rate=0.1, ignore_observation=True)
+    agent.rollout = FixedRollout(make_batch(obs=[[0], [1], [2], [0]], actions=[[1], [1], [1], [0]],
+                                            rewards=[[1.0], [1.0], [5.0], [1.0]],
+                                            terminated=[[False], [False], [False], [False]],
+                                            dones=[[False], [True], [False], [True]],
+                                            valid=[[True], [True], [False], [True]], last_obs=[1]))
+    agent.learn_iteration()
+    # G = 2, 1 (actions 1), and 1 for the one-step episode's action 0; two episodes
+    assert agent.theta.item() == pytest.approx(0.1 * (2 * 0.5 + 1 * 0.5 + 1 * (-0.5)) / 2)
+
+
+def test_tabular_and_q_learning_behaviour_policies_explore_and_count_every_rank():
+    envs = gym.make_vec(WALKER, num_envs=4, max_steps=5)
+    for agent in (TabularPolicyGradient(envs), QLearning(envs, epsilon_start=1.0)):
+        batches = []
+        collect = agent.rollout.collect
+        agent.rollout.collect = lambda n, policy: batches.append(collect(n, policy)) or batches[-1]
+        agent.world_size = 2  # as if a second rank stepped as many sub-envs
+        agent.learn_iteration()
+        agent.learn_iteration()
+        actions = torch.cat([b.actions.flatten() for b in batches])
+        assert set(actions.tolist()) == {0, 1}  # π = 1/2 (θ = 0) and ε = 1 sample both actions
+        assert agent.global_step == 2 * 2 * batches[0].rewards.numel()
+
+
+def test_tabular_policy_can_ignore_an_image_observation():
+    envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=5, n_chests=2, max_steps=4)
+    agent = TabularPolicyGradient(envs, ignore_observation=True)
+    agent.learn_iteration()
+    assert agent.theta.shape == (1, 4) and agent.theta.abs().sum() > 0
+
+
 def test_tabular_running_baseline_is_kept_per_state():
     envs = gym.make_vec(WALKER, num_envs=2, max_steps=2)
     agent = TabularPolicyGradient(envs, learning_rate=0.1, baseline="running_mean", baseline_rate=0.5)
@@ -217,9 +281,37 @@ def test_q_learning_td_target_reads_the_next_state_and_stops_at_terminations(ter
         obs=[[0], [1], [2]], actions=[[1], [1], [0]], rewards=[[1.0], [1.0], [0.0]],
         terminated=[[False], [terminated], [False]], dones=[[False], [True], [False]],
         valid=[[True], [True], [False]], last_obs=[0]))
-    agent.learn_iteration()
+    stats = agent.learn_iteration()
     # t=0: target 1 + 0.5·max Q(1,·) = 2 -> Q(0,1) = 1 + 0.5·(2 − 1); a truncation bootstraps, a termination does not
     assert agent.q.tolist() == [[0.0, 1.5], [0.0, q_11], [0.0, 4.0]]  # the autoreset step t=2 changes nothing
+    assert stats["losses/td_error"] == 1.0  # |TD| = 1 on both valid steps
+
+
+def test_q_learning_reports_its_mean_td_error_and_epsilon_and_reads_observations_from_their_start():
+    envs = gym.make_vec(WALKER, num_envs=2, max_steps=2)
+    agent = QLearning(envs, learning_rate=0.5, gamma=0.5, epsilon_start=0.0, epsilon_end=0.0)
+    agent.q = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 4.0]])
+    agent.obs_start = 10  # a Discrete space starting at 10: observations 10, 11, 12
+    agent.rollout = FixedRollout(make_batch(
+        obs=[[10, 11]], actions=[[1, 1]], rewards=[[1.0, 0.0]], terminated=[[False, False]],
+        dones=[[False, False]], valid=[[True, False]], last_obs=[11, 12]))
+    stats = agent.learn_iteration()
+    assert agent.rollout.actions.tolist() == [1, 1]  # greedy on rows 0 and 1
+    # one valid step: target 1 + 0.5·max Q(1,·) = 2, TD error 1; the invalid sub-env (next state 2) changes nothing
+    assert agent.q.tolist() == [[0.0, 1.5], [0.0, 2.0], [0.0, 4.0]]
+    assert stats["losses/td_error"] == 1.0 and stats["charts/epsilon"] == 0.0
+
+
+def test_q_learning_targets_take_each_sub_envs_own_next_state():
+    envs = gym.make_vec(WALKER, num_envs=2, max_steps=2)
+    agent = QLearning(envs, learning_rate=1.0, gamma=0.5)
+    agent.q = torch.tensor([[0.0, 1.0], [0.0, 2.0], [0.0, 4.0]])
+    agent.rollout = FixedRollout(make_batch(
+        obs=[[0, 1]], actions=[[0, 0]], rewards=[[0.0, 0.0]], terminated=[[False, False]],
+        dones=[[False, False]], valid=[[True, True]], last_obs=[1, 2]))
+    stats = agent.learn_iteration()
+    assert agent.q[:, 0].tolist() == [0.5 * 2, 0.5 * 4, 0.0]
+    assert stats["losses/td_error"] == pytest.approx((1 + 2) / 2)
 
 
 def test_q_learning_averages_the_td_errors_of_sub_envs_on_the_same_cell():
