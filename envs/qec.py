@@ -649,6 +649,51 @@ class RepetitionCodePolicy:
         return actions
 
 
+class ScheduledPolicy:
+    """An open-loop circuit: the actions ``prefix`` (encoding), then ``cycle`` repeated, by name, one per
+    step of the episode (read from the env's step counter, so it works on any ``obs_mode``).
+
+    Corrections are not needed for R_Q: a unitary fixed by the measurement record leaves every
+    ‖Σᵢ nᵢ δρᵢ‖₁ unchanged, so the measurement schedule alone sets the lifetime (the decoder is classical
+    post-processing). The scenarios' hand-written codes (:data:`HAND_WRITTEN_CODES`) are such schedules.
+    """
+
+    def __init__(self, envs: QubitErrorCorrectionVectorEnv, prefix: tuple[str, ...], cycle: tuple[str, ...]) -> None:
+        if not cycle:
+            raise ValueError("cycle must name at least one action")
+        core = envs.core
+        self.core = core
+        self.prefix = torch.tensor([core.action_index(a) for a in prefix], dtype=torch.int64, device=core.device)
+        self.cycle = torch.tensor([core.action_index(a) for a in cycle], dtype=torch.int64, device=core.device)
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        t = self.core.elapsed
+        in_cycle = self.cycle[(t - len(self.prefix)).clamp(min=0) % len(self.cycle)]
+        if len(self.prefix) == 0:
+            return in_cycle
+        return torch.where(t < len(self.prefix), self.prefix[t.clamp(max=len(self.prefix) - 1)], in_cycle)
+
+
+#: The best hand-written schedule we have for each scenario of the results page: env options, encoding, cycle.
+HAND_WRITTEN_CODES: dict[str, tuple[dict[str, Any], tuple[str, ...], tuple[str, ...]]] = {
+    # bit flips: the 3-qubit repetition code, parities 0⊕1 and 1⊕2 alternately onto ancilla 3
+    "bitflip": ({}, ("cnot(0,1)", "cnot(0,2)"),
+                ("cnot(0,3)", "cnot(1,3)", "measure(3)", "cnot(1,3)", "cnot(2,3)", "measure(3)")),
+    # the same on the reduced device: couplings [0,1],[0,2],[0,3],[1,3],[2,3], only qubit 3 measurable
+    "reduced": ({"connectivity": [[0, 1], [0, 2], [0, 3], [1, 3], [2, 3]], "measurable": [3]},
+                ("cnot(0,1)", "cnot(0,2)"),
+                ("cnot(0,3)", "cnot(1,3)", "measure(3)", "cnot(1,3)", "cnot(2,3)", "measure(3)")),
+    # collective dephasing: a|01⟩ + b|10⟩ is decoherence-free (equal numbers of 1s), then nothing to do
+    "correlated": ({"noise": "correlated"}, ("x(1)", "cnot(0,1)"), ("idle",)),
+    # independent dephasing: the phase-flip code, the repetition code in the Hadamard frame; the
+    # X-parities X₀X₁ and X₁X₂ are measured through ancilla 3 in |±⟩ (phase kickback of cnot(3, q))
+    "dephasing": ({"noise": "dephasing", "hadamard": True},
+                  ("cnot(0,1)", "cnot(0,2)", "h(0)", "h(1)", "h(2)"),
+                  ("h(3)", "cnot(3,0)", "cnot(3,1)", "h(3)", "measure(3)",
+                   "h(3)", "cnot(3,1)", "cnot(3,2)", "h(3)", "measure(3)")),
+}
+
+
 def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[QubitErrorCorrectionVectorEnv], Callable],
                        num_envs: int = 4096, steps: int | None = None, seed: int = 0,
                        groups: int = 16, fit_from: int = 1) -> tuple[float, float]:
