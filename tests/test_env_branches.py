@@ -28,9 +28,12 @@ def test_walker_target_pays_on_the_target_while_staying_and_never_past_it():
     envs.reset(seed=0)
     envs.core.target[:] = 2
     # (action, reward, observation "on target"): right, right (arrive), stay, right (overshoot), stay, right
-    for action, reward, on_target in [(1, 0.0, 0), (1, 1.0, 1), (0, 1.0, 1), (1, 0.0, 0), (0, 0.0, 0), (1, 0.0, 0)]:
-        obs, r, terminated, truncated, _ = envs.step(torch.tensor([action]))
+    for position, (action, reward, on_target) in enumerate(
+            [(1, 0.0, 0), (1, 1.0, 1), (0, 1.0, 1), (1, 0.0, 0), (0, 0.0, 0), (1, 0.0, 0)]):
+        obs, r, terminated, truncated, info = envs.step(torch.tensor([action]))
         assert (r.item(), obs.item(), terminated.item()) == (reward, on_target, False)
+        assert r.dtype == torch.float32 and terminated.dtype == torch.bool and info["target"].item() == 2
+    assert info["position"].item() == 4
 
 
 def test_walker_target_at_the_start_pays_for_staying():
@@ -46,7 +49,7 @@ def test_random_walker_pays_the_displacement_of_every_step():
     envs = gym.make_vec("physrl/RandomWalker-v0", num_envs=1, max_steps=3)
     envs.reset(seed=0)
     steps = [envs.step(torch.tensor([a])) for a in (1, 0, 0)]
-    assert [s[1].item() for s in steps] == [1.0, -1.0, -1.0]
+    assert [s[1].item() for s in steps] == [1.0, -1.0, -1.0] and steps[0][1].dtype == torch.float32
     assert [s[4]["position"].item() for s in steps] == [1, 0, -1]
     assert [s[3].item() for s in steps] == [False, False, True]
 

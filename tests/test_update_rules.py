@@ -15,6 +15,8 @@ import torch
 import physrl.agents.distributed as distributed
 from physrl.agents import DQN, DeepPolicyGradient, QECStudent, QLearning, TabularPolicyGradient
 from physrl.agents.deep_pg import whole_episode_returns
+from physrl.agents.dqn import ReplayBuffer
+from physrl.agents.q_learning import epsilon_greedy, linear_schedule
 from physrl.agents.rollout import Batch, Rollout, discounted_returns, gae
 from physrl.envs.walker import walker_target_optimum
 
@@ -326,12 +328,45 @@ def test_q_learning_averages_the_td_errors_of_sub_envs_on_the_same_cell():
     assert agent.q[0, 1].item() == 2.0
 
 
+def test_linear_schedule_by_hand():
+    assert [linear_schedule(1.0, 0.1, 100, step) for step in (0, 50, 100, 200)] == pytest.approx([1.0, 0.55, 0.1, 0.1])
+
+
+def test_epsilon_greedy_is_greedy_per_row_at_zero_and_uniform_at_one():
+    q = torch.tensor([[0.0, 1.0, 0.5], [2.0, 0.0, 1.0], [0.0, 0.0, 3.0]])
+    generator = torch.Generator().manual_seed(0)
+    assert epsilon_greedy(q, 0.0, generator).tolist() == [1, 0, 2]
+    drawn = torch.cat([epsilon_greedy(q, 1.0, generator) for _ in range(100)])
+    assert torch.bincount(drawn, minlength=3).min() > 60  # 300 draws of 3 actions, every action appears
+
+
 # ---------------------------------------------------------------- DQN
+
+
+def test_replay_buffer_is_circular_and_samples_every_slot():
+    buffer = ReplayBuffer(3, (), torch.int64, torch.device("cpu"))
+    one = make_batch(obs=[[7]], actions=[[1]], rewards=[[1.0]], terminated=[[True]], dones=[[True]],
+                     valid=[[True]], last_obs=[8])
+    generator = torch.Generator().manual_seed(0)
+    buffer.add(one)
+    assert buffer.sample(4, generator)[0].tolist() == [7] * 4  # a buffer of one transition samples it
+    buffer.add(make_batch(obs=[[1, 2]], actions=[[0, 0]], rewards=[[0.0, 0.0]], terminated=[[False, True]],
+                          dones=[[False, True]], valid=[[True, False]], last_obs=[5, 6]))
+    buffer.add(make_batch(obs=[[3]], actions=[[1]], rewards=[[2.0]], terminated=[[False]], dones=[[False]],
+                          valid=[[True]], last_obs=[4]))
+    # slots 0, 1, 2 got 7, 1, 2; the fourth transition overwrote slot 0
+    assert buffer.obs.tolist() == [3, 1, 2] and buffer.next_obs.tolist() == [4, 5, 6]
+    assert buffer.dones.tolist() == [False, False, True] and buffer.valid.tolist() == [True, True, False]
+    assert (buffer.size, buffer.position) == (3, 1)
+    assert set(buffer.sample(60, generator)[0].tolist()) == {1, 2, 3}
+
+
+# ---------------------------------------------------------------- DQN updates
 
 
 def dqn_agent(online, target, **kwargs) -> DQN:
     envs = gym.make_vec(WALKER, num_envs=4, max_steps=2)
-    agent = DQN(envs, gamma=0.5, batch_size=8, learning_starts=0, hidden_sizes=(4,), **kwargs)
+    agent = DQN(envs, **{"gamma": 0.5, "batch_size": 8, "learning_starts": 0, "hidden_sizes": (4,), **kwargs})
     set_constant_output(agent.q_network, online)
     set_constant_output(agent.target_network, target)
     return agent
@@ -363,6 +398,20 @@ def test_dqn_double_q_chooses_with_the_online_network_and_evaluates_with_the_tar
     assert agent._update().item() == pytest.approx(loss, abs=1e-6)
 
 
+def test_dqn_loss_averages_over_the_valid_samples_only():
+    agent = dqn_agent([0.0, 0.5], [0.0, 0.5])
+    agent.buffer.add(make_batch(obs=[[0] * 4], actions=[[1] * 4], rewards=[[1.0, 1.0, 100.0, 100.0]],
+                                terminated=[[True] * 4], dones=[[True] * 4], valid=[[True, True, False, False]],
+                                last_obs=[1] * 4))
+    assert agent._update().item() == pytest.approx(0.5 * 0.5**2, abs=1e-6)  # the invalid rewards of 100 count nothing
+
+
+def test_dqn_update_of_a_single_sample_without_gradient_clipping():
+    agent = dqn_agent([0.0, 0.5], [0.0, 0.5], batch_size=1, max_grad_norm=None)
+    agent.buffer.add(dqn_transitions(terminated=True))
+    assert agent._update().item() == pytest.approx(0.5 * 0.5**2, abs=1e-6)
+
+
 def test_dqn_ignores_invalid_transitions():
     agent = dqn_agent([0.0, 0.5], [0.0, 0.5])
     agent.buffer.add(dqn_transitions(terminated=True, valid=False))
@@ -382,6 +431,7 @@ def test_dqn_target_network_copies_the_online_network_every_interval():
     agent._update()
     online = agent.q_network.state_dict()
     assert all(torch.equal(online[k], v) for k, v in agent.target_network.state_dict().items())
+    assert agent.gradient_step == 2
 
 
 # ---------------------------------------------------------------- the QEC student's distillation
