@@ -1,11 +1,14 @@
-"""Gradient optimal control through the oscillator env's own kernels (physrl.agents.optimal_control)."""
+"""The oscillator's reference solvers: gradient optimal control through the env's own kernels
+(physrl.agents.optimal_control) and Nelder–Mead (physrl.agents.nelder_mead)."""
+
+import math
 
 import gymnasium as gym
 import numpy as np
 import pytest
 import torch
 
-from physrl.agents.nelder_mead import sequence_fidelity
+from physrl.agents.nelder_mead import nelder_mead_fidelity, sequence_fidelity
 from physrl.agents.optimal_control import actions_from_parameters, optimal_fidelity, sequence_infidelity
 from physrl.envs.oscillator import OscillatorCore
 
@@ -54,3 +57,15 @@ def test_reaches_fock_1_to_1e_minus_4_and_the_env_replays_it():
 def test_bad_options_raise_clear_errors(options, match):
     with pytest.raises(ValueError, match=match):
         optimal_fidelity(3, **options)
+
+
+def test_nelder_mead_finds_the_one_step_optimum_from_exact_f_and_from_shots():
+    # one step, one SNAP phase: F = 4 sin²(θ₀/2) |α|² e^{−2|α|²} ≤ 2/e (θ₀ = π, |α|² = 1/2)
+    small = {"n_levels": 12, "alpha_max": 1.5, "snap_phases": 1, "max_steps": 1}
+    exact, _ = nelder_mead_fidelity(1, restarts=2, max_evaluations=400, seed=0, **small)
+    assert exact == pytest.approx(2 / math.e, abs=1e-6)
+    measured, actions = nelder_mead_fidelity(1, restarts=1, max_evaluations=300, seed=0, shots_per_evaluation=1000,
+                                             **small)
+    core = OscillatorCore(1, n=1, reward_mode="fidelity", **small)
+    assert measured == pytest.approx(sequence_fidelity(core, actions), abs=1e-12)
+    assert 0.3 < measured < 2 / math.e   # shot noise (1000 shots: ±0.015) keeps it short of the optimum
