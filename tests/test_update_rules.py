@@ -200,8 +200,11 @@ def test_tabular_reinforce_step_by_hand(baseline, theta):
     agent = TabularPolicyGradient(envs, learning_rate=0.1, baseline=baseline, baseline_rate=0.1,
                                   ignore_observation=True)
     agent.rollout = FixedRollout(two_episode_batch())
-    agent.learn_iteration()
+    stats = agent.learn_iteration()
     assert agent.theta.item() == pytest.approx(theta, abs=1e-6)
+    # logged loss −Σ (G − b) ln π(a) / episodes at θ = 0 (ln π = −ln 2): Σ (G − b) is 3, or 0 with b = mean G
+    advantage_sum = {"none": 3.0, "batch_mean": 0.0, "running_mean": 3.0}[baseline]
+    assert stats["losses/policy_loss"] == pytest.approx(advantage_sum * math.log(2) / 2, abs=1e-6)
     if baseline == "running_mean":  # b ← 0.9·0 + 0.1·(mean G over the visits of the one state)
         assert agent.baseline_table.tolist() == pytest.approx([0.1 * 0.75])
 
