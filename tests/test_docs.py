@@ -2,8 +2,9 @@
 block of README.md and docs/**/*.md runs.
 
 Snippets run per file, in order, in one namespace, as a reader follows a page from top to bottom
-(a block may use the names of the blocks above it on the same page), in a temporary working
-directory so that run folders land there. Only fences opened with exactly ```` ```python ```` run;
+(a block may use the names of the blocks above it on the same page). They run in a temporary working
+directory that links the repository's folders and files (so that ``results/...`` paths read as from
+the repository root) while the run folders they write land in the temporary directory. Only fences opened with exactly ```` ```python ```` run;
 a page that shows Python it does not mean to run (output, a session transcript) uses another
 fence, such as ```` ```text ````.
 """
@@ -31,9 +32,17 @@ def test_python_blocks_are_found():
     assert python_blocks(text) == [(3, "x = 1\n"), (9, "y = x\n")]
 
 
-@pytest.mark.parametrize("page", [p for p in PAGES if python_blocks(p.read_text())],
-                         ids=lambda p: str(p.relative_to(ROOT)))
+def page_param(page: Path):
+    """A page's test; the results pages recompute their figures (tens of seconds), so they count as slow."""
+    marks = [pytest.mark.slow] if "results" in page.relative_to(ROOT).parts else []
+    return pytest.param(page, id=str(page.relative_to(ROOT)), marks=marks)
+
+
+@pytest.mark.parametrize("page", [page_param(p) for p in PAGES if python_blocks(p.read_text())])
 def test_python_blocks_run(page, tmp_path, monkeypatch):
+    for entry in ROOT.iterdir():
+        if not entry.name.startswith(".") and entry.name != "runs":
+            (tmp_path / entry.name).symlink_to(entry)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace: dict = {"__name__": "__main__"}
