@@ -327,7 +327,7 @@ def test_average_start_makes_the_greedy_policy_the_mean_of_the_actors_and_resume
     """From average_start on, act(deterministic=True) uses the running mean of the actor's parameters
     over the iterations (Polyak–Ruppert); sampling keeps the current actor; a checkpoint keeps the mean."""
     def make_agent(seed: int) -> DeepPolicyGradient:
-        envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=12, alpha_max=1.0, max_steps=2,
+        envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, n_levels=20, alpha_max=1.0, max_steps=2,
                             snap_phases=2)
         return DeepPolicyGradient(envs, seed=seed, num_steps=2, num_minibatches=1, update_epochs=2, hidden_sizes=(),
                                   learning_rate=0.05, average_start=16)

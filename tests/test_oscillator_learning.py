@@ -16,7 +16,7 @@ import torch
 from physrl.agents import DeepPolicyGradient
 
 ENV_ID = "physrl/OscillatorStatePrep-v0"
-SMALL_ENV = {"n": 1, "n_levels": 12, "alpha_max": 1.5, "snap_phases": 1, "max_steps": 1}
+SMALL_ENV = {"n": 1, "n_levels": 20, "alpha_max": 1.5, "snap_phases": 1, "max_steps": 1}
 OPTIMUM = 2 / math.e
 ITERATIONS = 60  # with num_steps=1 every other iteration is the autoreset step: 30 × 256 = 7 680 shots
 
