@@ -41,3 +41,14 @@ def test_export_result_writes_a_loadable_policy_and_its_figures(tmp_path):
     policy = load_policy(tmp_path / "qec" / "small.pt", deterministic=True)
     ratio, _ = effective_lifetime(saved["env_kwargs"], lambda envs: policy, num_envs=32)
     assert ratio == pytest.approx(figures["greedy"], rel=1e-9)
+
+
+def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
+    """Under collective dephasing the greedy teacher encodes into states with equal numbers of 1s and then
+    idles: R_Q stays constant (T_eff/T_dec in the thousands, error 0 as no episode measures)."""
+    result = json.loads((RESULTS / "teacher_correlated.json").read_text())
+    assert result["env_kwargs"]["noise"] == "correlated" and result["t_eff_over_t_dec"]["greedy"] > 1000
+    policy = load_policy(RESULTS / "teacher_correlated.pt", deterministic=True)
+    ratio, error = effective_lifetime(result["env_kwargs"], lambda envs: policy, num_envs=16, seed=0)
+    assert ratio > 1000 and error < 1e-6
+    assert all(name == "idle" for name in result["greedy_circuit"][3:])
