@@ -1,12 +1,13 @@
 """The challenge scorer's figures on a few mazes, recomputed from the per-maze returns it reports."""
 
+import argparse
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from physrl.training.challenge import builtin_submission, evaluate
+from physrl.training.challenge import builtin_submission, evaluate, evaluate_command
 
 
 @pytest.mark.parametrize("name", ["greedy", "random"])
@@ -26,3 +27,20 @@ def test_score_and_standard_errors_follow_from_the_returns(name):
 def test_a_single_maze_has_no_standard_error():
     result, _, _ = evaluate(builtin_submission("greedy"), count=1)
     assert result["stderr"] == 0.0 and result["score_stderr"] == 0.0
+
+
+def test_the_recorded_evaluation_command_reproduces_the_arguments():
+    def command(**kwargs):
+        return evaluate_command(argparse.Namespace(**{"submission": None, "policy": None, "name": None,
+                                                      "device": "cpu", **kwargs}))
+
+    assert command(submission="builtin:greedy") == "physrl challenge evaluate builtin:greedy"
+    assert command(policy="mine.py", name="my agent", device="cuda") == \
+        "physrl challenge evaluate --policy mine.py --name 'my agent' --device cuda"
+    assert command(submission="run/checkpoint.pt", name="plain") == \
+        "physrl challenge evaluate run/checkpoint.pt --name plain"
+
+
+def test_two_mazes_have_a_standard_error():
+    result, returns, _ = evaluate(builtin_submission("random"), count=2)
+    assert result["stderr"] == pytest.approx(np.std(returns, ddof=1) / math.sqrt(2))
