@@ -159,6 +159,14 @@ def test_ppo_gradient_pushes_up_the_probability_of_a_good_action_inside_the_clip
         assert gradient[1].item() == pytest.approx(-ratio / 4 if moves else 0.0, abs=1e-6)
 
 
+def test_ppo_diagnostics_clip_fraction_and_first_order_kl():
+    agent = critic_agent(clip_coef=0.2, normalize_advantages=False)
+    obs, actions, old_log_p, adv, mask = ppo_inputs([1.0, 1.5, 0.9, 3.0], [1.0, 1.0, 1.0, 1.0], [True, True, True, False])
+    losses = agent._losses(obs, actions, old_log_p, adv, torch.zeros(4), mask, ent_coef=0.0)
+    assert losses["clipfrac"].item() == pytest.approx(1 / 3)  # only r = 1.5 lies outside [0.8, 1.2]
+    assert losses["old_approx_kl"].item() == pytest.approx(-(math.log(1.5) + math.log(0.9)) / 3, abs=1e-6)
+
+
 def test_plain_policy_gradient_surrogate_without_clipping():
     agent = critic_agent(clip_coef=None, normalize_advantages=False)
     obs, actions, old_log_p, adv, mask = ppo_inputs([0.5, 1.5, 1.5, 2.0], [1.0, 1.0, -1.0, 1.0],
@@ -169,9 +177,9 @@ def test_plain_policy_gradient_surrogate_without_clipping():
 
 def test_advantage_normalisation_uses_only_the_masked_samples():
     agent = critic_agent(clip_coef=0.2, normalize_advantages=True)
-    obs, actions, old_log_p, adv, mask = ppo_inputs([1.5, 1.5, 1.0], [1.0, 3.0, 100.0], [True, True, False])
+    obs, actions, old_log_p, adv, mask = ppo_inputs([1.5, 1.5, 1.0], [1.0, 5.0, 100.0], [True, True, False])
     losses = agent._losses(obs, actions, old_log_p, adv, torch.zeros(3), mask, ent_coef=0.0)
-    # normalised advantages −1 and +1: min(−1.5, −1.2) = −1.5 and min(1.5, 1.2) = 1.2
+    # mean 3, standard deviation 2: normalised advantages −1 and +1: min(−1.5, −1.2) = −1.5 and min(1.5, 1.2) = 1.2
     assert losses["policy_loss"].item() == pytest.approx(-(-1.5 + 1.2) / 2, abs=1e-5)
 
 
@@ -485,7 +493,7 @@ def test_gradient_averaging_weights_each_rank_by_its_samples(monkeypatch):
 
     monkeypatch.setattr(distributed, "rank_and_world_size", lambda: (0, 2))
     monkeypatch.setattr(distributed.dist, "all_reduce", all_reduce)
-    parameter = torch.nn.Parameter(torch.zeros(2))
-    parameter.grad = torch.tensor([1.0, 2.0])
-    distributed.average_gradients([parameter], torch.tensor(2.0))
-    assert parameter.grad.tolist() == pytest.approx([(2 * 1 + 3 * 4) / 5, (2 * 2 + 3 * 8) / 5])
+    first, second = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    first.grad, second.grad = torch.tensor([1.0]), torch.tensor([2.0])  # two parameters: one flat buffer
+    distributed.average_gradients([first, second], torch.tensor(2.0))
+    assert [first.grad.item(), second.grad.item()] == pytest.approx([(2 * 1 + 3 * 4) / 5, (2 * 2 + 3 * 8) / 5])
