@@ -230,6 +230,7 @@ def oscillator_rewards(control="snap_displacement", max_steps=2, num_envs=64, **
     envs.reset(seed=0)
     zero = torch.zeros(num_envs, envs.single_action_space.shape[0])
     steps = [envs.step(zero) for _ in range(max_steps)]
+    assert all(s[1].dtype == torch.float32 for s in steps)
     return torch.stack([s[1] for s in steps]), steps[-1][4]
 
 
@@ -245,6 +246,19 @@ def test_oscillator_fock_reward_with_ecd_needs_the_qubit_in_g(max_steps, reward)
     """The zero ECD step flips the qubit: after one step it is in |e⟩ (the measurement fails), after two in |g⟩."""
     rewards, _ = oscillator_rewards(control="ecd", max_steps=max_steps, target="fock", n=0, reward_mode="fock")
     assert rewards[-1].tolist() == [reward] * 64
+
+
+@pytest.mark.parametrize("control, outcomes", [("ecd", [-1.0, 1.0, -1.0]), ("snap_displacement", [1.0, 1.0, 1.0])])
+def test_oscillator_feedback_reports_the_measured_outcome(control, outcomes):
+    """Zero actions: ECD flips the qubit every step (g -> e -> g: −1, +1, −1 with +1 = |g⟩); SNAP + D leaves the
+    vacuum, whose photon-number parity is even (+1)."""
+    extra = {"snap_phases": 2} if control == "snap_displacement" else {}
+    envs = gym.make_vec("physrl/OscillatorStatePrep-v0", num_envs=4, control=control, n_levels=12, max_steps=3,
+                        feedback=True, reward_mode="fidelity", **extra)
+    envs.reset(seed=0)
+    zero = torch.zeros(4, envs.single_action_space.shape[0])
+    seen = [envs.step(zero)[0][:, -1].tolist() for _ in range(3)]
+    assert seen == [[o] * 4 for o in outcomes]
 
 
 @pytest.mark.parametrize("n, fidelity", [(0, 1.0), (1, 0.0)])
