@@ -8,6 +8,7 @@ always read back with ``torch.load(..., weights_only=True)``, so loading never r
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Callable
 
@@ -179,6 +180,13 @@ def export_policy(checkpoint_path: str | os.PathLike, out: str | os.PathLike) ->
                          f"got {checkpoint['config']['agent']!r}")
     state = {key: value for key, value in checkpoint["state"].items() if key not in TRAINING_STATE}
     return save_checkpoint(out, checkpoint["config"], checkpoint["global_step"], {**state, "policy_only": True})
+
+
+def source_commit() -> str:
+    """The git commit of the physrl source tree in use (empty outside a git checkout), recorded in
+    shipped result files."""
+    return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          cwd=Path(__file__).parent).stdout.strip()
 
 
 def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu", *,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from physrl.agents.optimal_control import optimal_fidelity
-from physrl.training.checkpoint import load_checkpoint, load_policy
+from physrl.training.checkpoint import load_checkpoint, load_policy, source_commit
 
 #: env steps per single-shot measurement: T = 5 control steps and the vector face's autoreset step
 STEPS_PER_SHOT = 6
@@ -65,8 +64,7 @@ def export_result(run_dir: str | Path, path: str | Path, command: str, limit_res
     limit_options = {key: value for key, value in env_kwargs.items() if key != "n"}
     limit = optimal_fidelity(env_kwargs.get("n", 1), restarts=limit_restarts, iterations=500, polish=3,
                              polish_iterations=300, seed=0, **limit_options)
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
+    commit = source_commit()
     result = {
         "env_id": config["env_id"],
         "env_kwargs": env_kwargs,

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from physrl.envs.qec import QubitErrorCorrectionVectorEnv, effective_lifetime
-from physrl.training.checkpoint import export_policy, load_checkpoint, load_policy
+from physrl.training.checkpoint import export_policy, load_checkpoint, load_policy, source_commit
 
 
 def lifetime(path: str | Path, deterministic: bool, num_envs: int, seed: int = 0) -> tuple[float, float]:
@@ -59,7 +58,7 @@ def export_result(run_dir: str | Path, path: str | Path, command: str, num_envs:
     greedy, greedy_error = lifetime(path, True, num_envs, seed)
     sampled, sampled_error = lifetime(path, False, num_envs, seed)
     circuit = save_circuit(path, path.with_suffix(".png"))
-    commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    commit = source_commit()
     result = {
         "env_id": config["env_id"], "env_kwargs": config["env_kwargs"], "agent": config["agent"],
         "hyperparameters": config["hyperparameters"],
