@@ -64,10 +64,10 @@ class RecurrentPolicy(nn.Module):
 class QECStudent(Agent):
     """GRU student trained by imitation of a teacher checkpoint on ``physrl/QubitErrorCorrection-v0``.
 
-    ``envs`` must use ``obs_mode="measurements"`` (the student's view); the teacher (``teacher``: a
+    ``envs`` must use ``obs_mode="measurements"`` (the student's view). The teacher (``teacher``: a
     checkpoint file or run folder of a policy on ``obs_mode="state"`` or ``"pairs"`` with the same
-    other options)
-    is loaded at the first ``learn_iteration``, so that loading a trained student needs no teacher.
+    other options) is loaded by ``physrl train`` and handed over with :meth:`set_teacher` (agents never
+    load checkpoints), so that loading a trained student needs no teacher.
     ``teacher_sampled=True`` (a ``deep-pg`` teacher) lets the teacher act by sampling and trains the
     student on the teacher's whole action distribution (cross-entropy with its probabilities, i.e.
     policy distillation) instead of its greedy actions, for a teacher whose strength lies in its
@@ -131,41 +131,41 @@ class QECStudent(Agent):
                                 dtype=torch.int64, device=self.device)
         self._act_shift = self.shift[:0]
 
-    def check_ready(self) -> None:
-        """Load the teacher now when imitation lies ahead, so that a missing or unfit teacher is refused
-        before a run starts."""
+    def needs_teacher(self) -> bool:
+        """Whether imitation lies ahead (before ``refine_after`` env steps), so that a teacher is needed."""
         refine_after = self.hyperparameters["refine_after"]
-        if refine_after is None or self.global_step < refine_after:
+        return refine_after is None or self.global_step < refine_after
+
+    def check_ready(self) -> None:
+        """Refuse to start a run that will imitate without a teacher (see :meth:`set_teacher`)."""
+        if self.needs_teacher():
             self.teacher_policy()
 
-    def teacher_policy(self) -> Any:
-        """The teacher on its own view (loaded once): a greedy :class:`physrl.training.checkpoint.Policy`, or
-        with ``teacher_sampled`` a ``deep-pg`` agent, whose action probabilities the student learns."""
-        if self._teacher is None:
-            from physrl.training.checkpoint import load_checkpoint, load_policy, restore_agent
+    def teacher_spaces(self, view: str) -> dict[str, spaces.Space]:
+        """The observation and action spaces a teacher on ``view`` (its ``obs_mode``) of these envs must have;
+        a ``ValueError`` for a view without the state (a teacher needs ``"state"`` or ``"pairs"``)."""
+        if view not in ("state", "pairs"):
+            raise ValueError(f"the teacher was trained on obs_mode={view!r}; a teacher needs "
+                             "obs_mode='state' or 'pairs'")
+        return {"observation_space": spaces.Box(-1.0, 1.0, (self.envs.core.view(view).shape[1],), np.float32),
+                "action_space": self.envs.single_action_space}
 
-            path = self.hyperparameters["teacher"]
-            if not path:
-                raise ValueError("qec-student needs a teacher checkpoint: --set teacher=PATH (a deep-pg run on "
-                                 "obs_mode='state' or 'pairs')")
-            env_id = "physrl/QubitErrorCorrection-v0"
-            view = load_checkpoint(path, env_id)["config"].get("env_kwargs", {}).get("obs_mode", "measurements")
-            if view not in ("state", "pairs"):
-                raise ValueError(f"the teacher {path!r} was trained on obs_mode={view!r}; a teacher needs "
-                                 "obs_mode='state' or 'pairs'")
-            spaces_of_teacher = {"observation_space": spaces.Box(-1.0, 1.0, (self.envs.core.view(view).shape[1],),
-                                                                 np.float32),
-                                 "action_space": self.envs.single_action_space}
-            if self.hyperparameters["teacher_sampled"]:
-                checkpoint = load_checkpoint(path, env_id, **spaces_of_teacher)
-                config = checkpoint["config"]
-                if config["agent"] != "deep-pg":
-                    raise ValueError(f"teacher_sampled=True needs a deep-pg teacher (its action probabilities), "
-                                     f"got {config['agent']!r}")
-                self._teacher = restore_agent(checkpoint, self.device)
-            else:
-                self._teacher = load_policy(path, self.device, env_id=env_id, **spaces_of_teacher)
-            self._teacher_view = view
+    def set_teacher(self, teacher: Any, view: str) -> None:
+        """Hand the student its teacher, which acts on ``view`` (``"state"`` or ``"pairs"``) of the same envs:
+        a greedy policy (a batch of observations of that view -> actions), or with ``teacher_sampled`` an
+        agent with ``policy_output`` (a ``deep-pg`` agent), whose action probabilities the student learns.
+        ``physrl train`` loads the checkpoint named by ``teacher`` and calls this
+        (:func:`physrl.training.teacher.attach_teacher`)."""
+        self.teacher_spaces(view)
+        if self.hyperparameters["teacher_sampled"] and not callable(getattr(teacher, "policy_output", None)):
+            raise ValueError("teacher_sampled=True needs a teacher with action probabilities (a deep-pg agent)")
+        self._teacher, self._teacher_view = teacher, view
+
+    def teacher_policy(self) -> Any:
+        """The teacher handed over by :meth:`set_teacher` (a ``ValueError`` if there is none)."""
+        if self._teacher is None:
+            raise ValueError("qec-student needs a teacher checkpoint: --set teacher=PATH (a deep-pg run on "
+                             "obs_mode='state' or 'pairs')")
         return self._teacher
 
     def _follow_teacher(self, obs: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

@@ -10,6 +10,7 @@ from physrl.agents import AGENTS, QECStudent
 from physrl.agents.baselines import episode_returns
 from physrl.training import load_policy, train
 from physrl.training.checkpoint import load_checkpoint
+from physrl.training.teacher import attach_teacher
 
 QEC = "physrl/QubitErrorCorrection-v0"
 SMALL = {"n_qubits": 3, "max_steps": 20}
@@ -23,7 +24,7 @@ def teacher(tmp_path_factory):
 
 
 def test_student_imitates_its_teacher(teacher):
-    student = QECStudent(gym.make_vec(QEC, num_envs=16, **SMALL), seed=0, teacher=str(teacher))
+    student = attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=16, **SMALL), seed=0, teacher=str(teacher)))
     stats = [student.learn_iteration() for _ in range(15)]
     assert stats[-1]["losses/imitation"] < 0.5 * stats[0]["losses/imitation"]
     teacher_policy = load_policy(teacher)
@@ -46,7 +47,7 @@ def test_physrl_train_student_end_to_end_and_load_policy(teacher, tmp_path):
 
 
 def test_hidden_state_restarts_on_the_first_observation_of_an_episode(teacher):
-    student = QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(teacher))
+    student = attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(teacher)))
     student.learn_iteration()
     envs = gym.make_vec(QEC, num_envs=2, **SMALL)
     obs, _ = envs.reset(seed=0)
@@ -58,7 +59,8 @@ def test_hidden_state_restarts_on_the_first_observation_of_an_episode(teacher):
 
 def test_resume_is_exact_and_errors_are_clear(teacher, tmp_path):
     def make():
-        return QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), seed=3, teacher=str(teacher), update_epochs=2)
+        return attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), seed=3, teacher=str(teacher),
+                                         update_epochs=2))
 
     agent = make()
     agent.learn_iteration()
@@ -75,7 +77,7 @@ def test_resume_is_exact_and_errors_are_clear(teacher, tmp_path):
     with pytest.raises(ValueError, match="teacher checkpoint"):
         QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL)).learn_iteration()
     with pytest.raises(ValueError, match="does not match"):
-        QECStudent(gym.make_vec(QEC, num_envs=2, n_qubits=4, max_steps=20), teacher=str(teacher)).learn_iteration()
+        attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=2, n_qubits=4, max_steps=20), teacher=str(teacher)))
 
 
 def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp_path):
@@ -83,12 +85,13 @@ def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp
     measurements is refused by name."""
     pairs_teacher = train(QEC, "deep-pg", num_envs=8, total_steps=8 * 21, env_kwargs={**SMALL, "obs_mode": "pairs"},
                           logdir=tmp_path / "pairs", progress=False)
-    student = QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), seed=0, teacher=str(pairs_teacher))
+    student = attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), seed=0, teacher=str(pairs_teacher)))
     student.learn_iteration()
     envs = gym.make_vec(QEC, num_envs=8, obs_mode="pairs", **SMALL)
     obs, _ = envs.reset(seed=0)
     assert torch.equal(student.teacher_policy()(obs), load_policy(pairs_teacher)(obs))
-    sampling = QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), teacher=str(pairs_teacher), teacher_sampled=True)
+    sampling = attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=8, **SMALL), teacher=str(pairs_teacher),
+                                         teacher_sampled=True))
     wide = gym.make_vec(QEC, num_envs=256, obs_mode="pairs", **SMALL).reset(seed=0)[0]
     greedy = load_policy(pairs_teacher)(wide)
     assert torch.equal(sampling.teacher_policy().act(wide), greedy)   # the same teacher
@@ -100,7 +103,7 @@ def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp
     blind = train(QEC, "deep-pg", num_envs=4, total_steps=4 * 21, env_kwargs=SMALL, logdir=tmp_path / "blind",
                   progress=False)
     with pytest.raises(ValueError, match="obs_mode='state' or 'pairs'"):
-        QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(blind)).learn_iteration()
+        attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(blind)))
 
 
 def test_policy_gradient_refinement_teaches_the_student_to_avoid_revealing_measurements(teacher):
@@ -114,7 +117,8 @@ def test_policy_gradient_refinement_teaches_the_student_to_avoid_revealing_measu
         assert "losses/policy_loss" in stats and "losses/imitation" not in stats
         lengths.append(sum(stats["episodic_length"]) / len(stats["episodic_length"]))
     assert sum(lengths[-10:]) > 1.5 * sum(lengths[:10])
-    switching = QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), teacher=str(teacher), refine_after=4 * 21)
+    switching = attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=4, **SMALL), teacher=str(teacher),
+                                          refine_after=4 * 21))
     assert "losses/imitation" in switching.learn_iteration()
     assert "losses/policy_loss" in switching.learn_iteration()
     with pytest.raises(ValueError, match="refine_after"):
@@ -127,7 +131,7 @@ def test_mask_revealing_tracks_the_logical_x_from_the_students_own_gates(teacher
     """The student's software copy of v (which qubits carry the logical X) follows the core's through
     gates and episode boundaries, and a masked student never makes a revealing measurement."""
     envs = gym.make_vec(QEC, num_envs=16, **SMALL)
-    student = QECStudent(envs, seed=0, teacher=str(teacher), mask_revealing=True, num_steps=13)
+    student = attach_teacher(QECStudent(envs, seed=0, teacher=str(teacher), mask_revealing=True, num_steps=13))
     for _ in range(4):   # 52 steps: across two episode boundaries
         student.learn_iteration()
         assert torch.equal(student.shift, envs.core.shift)

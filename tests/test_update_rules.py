@@ -467,7 +467,7 @@ def test_student_loss_is_the_cross_entropy_with_the_teacher(sampled):
     student = QECStudent(envs, seed=0, teacher="unused", num_steps=6, update_epochs=1, teacher_sampled=sampled)
     n = envs.single_action_space.n
     teacher_logits = torch.linspace(-1.0, 2.0, n)
-    student._teacher, student._teacher_view = ConstantTeacher(teacher_logits), "pairs"
+    student.set_teacher(ConstantTeacher(teacher_logits), "pairs")
     student_logits = torch.linspace(1.0, -1.0, n)
     with torch.no_grad():
         student.model.out.weight.zero_()

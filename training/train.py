@@ -43,6 +43,7 @@ from physrl.training import sb3
 from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
                                         make_envs, save_checkpoint, space_spec)
 from physrl.training.maze_log import MazeOptimumLog
+from physrl.training.teacher import attach_teacher
 
 #: agents that train data-parallel under torchrun (their updates are gradient steps), and the parts
 #: of their state that differ between ranks (stored per rank in the checkpoint)
@@ -389,7 +390,7 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
                 raise RuntimeError(f"agent {name!r} restored global_step {learner.global_step}, "
                                    f"the checkpoint says {start_step}")
     if name not in sb3.ALGORITHMS:
-        learner.check_ready()
+        attach_teacher(learner).check_ready()
     if checkpoint is None:
         run_dir = broadcast(_new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
                             if rank == 0 else None)
