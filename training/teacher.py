@@ -16,7 +16,7 @@ QEC = "physrl/QubitErrorCorrection-v0"
 
 
 def attach_teacher(learner: Any) -> Any:
-    """Load the teacher checkpoint named by a :class:`QECStudent`'s ``teacher`` into it when imitation lies
+    """Load the teacher checkpoint named by a :class:`~physrl.agents.student.QECStudent`'s ``teacher`` into it when imitation lies
     ahead and one is named (a student without one refuses to start by itself); other learners are left as
     they are. Returns ``learner``."""
     if not isinstance(learner, QECStudent) or not learner.needs_teacher() or not learner.hyperparameters["teacher"]:
