@@ -1,39 +1,18 @@
-"""What every agent shares: the env, a seeded generator, the rollout collector, argument checks."""
+"""What every agent shares: the env, a seeded generator, the rollout collector."""
 
 from __future__ import annotations
 
-import math
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from gymnasium import spaces
 
-from physrl.envs.core import VectorEnv, check_choice, check_int
+from physrl.envs.core import VectorEnv
 from physrl.envs.rng import MAX_SEED
+from physrl.envs.validation import check_int
 
 from physrl.agents.distributed import rank_and_world_size
 from physrl.agents.rollout import Rollout
-
-__all__ = ["Agent", "check_choice", "check_float", "check_int", "check_sizes"]
-
-
-def check_float(name: str, value: Any, low: float = -math.inf, high: float = math.inf,
-                low_open: bool = False) -> float:
-    """Return ``value`` as a float, or raise naming the argument and the allowed interval."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {value!r} of type {type(value).__name__}")
-    value = float(value)
-    if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
-        interval = f"{'(' if low_open else '['}{low}, {high}]"
-        raise ValueError(f"{name} must be a finite number in {interval}, got {value}")
-    return value
-
-
-def check_sizes(name: str, value: Any) -> list[int]:
-    """Return a list of positive layer widths, or raise naming the argument."""
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
-        raise TypeError(f"{name} must be a list of positive integers, got {value!r}")
-    return [check_int(f"{name}[{i}]", v, 1) for i, v in enumerate(value)]
 
 
 def with_seed(seed: int, build: Any) -> Any:

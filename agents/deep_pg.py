@@ -9,11 +9,12 @@ import torch
 from gymnasium import spaces
 from torch import nn
 
-from physrl.agents.base import Agent, check_float, check_int, check_sizes, with_seed
+from physrl.agents.base import Agent, with_seed
 from physrl.agents.distributed import average_gradients
 from physrl.agents.networks import NETWORKS, build_head, build_network
 from physrl.agents.rollout import Batch, gae, masked_mean
-from physrl.envs.core import VectorEnv, check_choice
+from physrl.envs.core import VectorEnv
+from physrl.envs.validation import check_choice, check_float, check_int, check_sizes
 
 
 class DeepPolicyGradient(Agent):

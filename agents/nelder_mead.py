@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from physrl.envs.core import check_int
+from physrl.envs.validation import check_int
 from physrl.envs.oscillator import OscillatorCore
 
 

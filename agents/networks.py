@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from gymnasium import spaces
 from torch import nn
 
-from physrl.envs.core import check_choice, check_int
+from physrl.envs.validation import check_choice, check_int
 from physrl.envs.maze import MOVES
 
 #: The network kinds of the ``network`` hyperparameter.

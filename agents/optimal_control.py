@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from physrl.envs.core import check_int
+from physrl.envs.validation import check_int
 from physrl.envs.oscillator import OscillatorCore
 
 

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from gymnasium import spaces
 
-from physrl.agents.base import Agent, check_float, check_int
+from physrl.agents.base import Agent
+from physrl.envs.validation import check_float, check_int
 from physrl.envs.core import VectorEnv
 
 

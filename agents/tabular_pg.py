@@ -8,7 +8,8 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from physrl.agents.base import Agent, check_choice, check_float
+from physrl.agents.base import Agent
+from physrl.envs.validation import check_choice, check_float
 from physrl.agents.distributed import average_gradients
 from physrl.agents.rollout import discounted_returns, masked_mean
 from physrl.envs.core import VectorEnv

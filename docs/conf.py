@@ -82,7 +82,7 @@ def escape_bars(app, what, name, obj, options, lines: list[str]) -> None:
 ROOT = Path(__file__).resolve().parents[1]
 #: API page -> (package folder, its modules in reading order; modules not named follow alphabetically).
 API_PAGES = {
-    "api/envs": ("envs", ["core", "rng", "gym_adapter", "walker", "maze", "qec", "oscillator"]),
+    "api/envs": ("envs", ["core", "validation", "rng", "gym_adapter", "walker", "maze", "qec", "oscillator"]),
     "api/kernels": ("envs/kernels", ["qubits", "oscillator"]),
     "api/agents": ("agents", ["base", "rollout", "networks", "tabular_pg", "deep_pg", "q_learning", "dqn",
                               "student", "baselines", "nelder_mead", "optimal_control", "distributed"]),

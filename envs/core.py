@@ -21,30 +21,7 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from physrl.envs.rng import MAX_SEED, BatchRandom
-
-
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int, or raise naming the argument and the allowed range."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an integer, got {value!r} of type {type(value).__name__}")
-    if value < low or (high is not None and value > high):
-        allowed = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValueError(f"{name} must be {allowed}, got {value}")
-    return int(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` as a bool if it is one (Python or numpy), else raise naming the argument."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be a bool (True or False), got {value!r} of type {type(value).__name__}")
-    return bool(value)
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> Any:
-    """Return ``value`` if it is one of ``allowed``, else raise naming the argument."""
-    if value not in allowed:
-        raise ValueError(f"{name} must be one of {list(allowed)}, got {value!r}")
-    return value
+from physrl.envs.validation import check_choice, check_int
 
 
 class BatchCore(ABC):

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 from gymnasium import spaces
 
-from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_bool, check_choice, check_int
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv
+from physrl.envs.validation import check_bool, check_choice, check_float, check_int
 from physrl.envs.rng import BatchRandom
 
 #: The moves (d_row, d_col) of the actions 0..4.
@@ -83,10 +84,7 @@ class MazeCore(BatchCore):
             raise ValueError(f"n_chests must be at most {free_cell_count(size) - 1} (free cells of a {size}x{size} "
                              f"maze minus the start), got {n_chests}")
         self.delete_chests = check_bool("delete_chests", delete_chests)
-        if (isinstance(wall_penalty, (bool, np.bool_)) or not isinstance(wall_penalty, (int, float, np.integer, np.floating))
-                or not np.isfinite(wall_penalty) or wall_penalty < 0):
-            raise ValueError(f"wall_penalty must be a finite number >= 0, got {wall_penalty!r}")
-        self.wall_penalty = float(wall_penalty)
+        self.wall_penalty = check_float("wall_penalty", wall_penalty, 0.0)
         self.obs_mode = check_choice("obs_mode", obs_mode, OBS_MODES)
         self.fixed_maze = check_bool("fixed_maze", fixed_maze)
         if maze_seed is not None and not fixed_maze:

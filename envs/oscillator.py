@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv
+from physrl.envs.validation import check_bool, check_choice, check_float, check_int
 from physrl.envs.kernels.oscillator import (FockSpace, displaced_parity, echoed_conditional_displacement,
                                             measure_number, measure_parity, measure_qubit, population,
                                             rotate_qubit, wigner)
@@ -94,18 +95,13 @@ class OscillatorCore(BatchCore):
         self.snap_phases = check_int("snap_phases", 10 if snap_phases is None else snap_phases, 1, self.n_levels)
         if alpha_max is None:
             alpha_max = ECD_ALPHA_MAX if control == "ecd" else SNAP_ALPHA_MAX
-        if isinstance(alpha_max, bool) or not isinstance(alpha_max, (int, float, np.number)) \
-                or not math.isfinite(alpha_max) or alpha_max <= 0:
-            raise ValueError(f"alpha_max must be a finite number > 0, got {alpha_max!r}")
-        self.alpha_max = float(alpha_max)
+        self.alpha_max = check_float("alpha_max", alpha_max, 0.0, low_open=True)
         self.reward_mode = check_choice("reward_mode", reward_mode, REWARD_MODES)
         if reward_mode == "fock" and not (isinstance(target, str) and target == "fock"):
             raise ValueError("reward_mode='fock' measures a photon number, so it needs target='fock'; "
                              "use reward_mode='wigner' or 'fidelity' for other targets")
         self.wigner_samples = check_int("wigner_samples", wigner_samples, 1)
-        if not isinstance(feedback, (bool, np.bool_)):
-            raise TypeError(f"feedback must be a bool, got {feedback!r}")
-        self.feedback = bool(feedback)
+        self.feedback = check_bool("feedback", feedback)
         ket = target_ket(target, self.n_levels, n)
         self.n = int(np.argmax(np.abs(ket)))  # the Fock level measured by reward_mode="fock"
         self.space = FockSpace(self.n_levels, self.device)

@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_choice, check_int
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv
+from physrl.envs.validation import check_bool, check_choice, check_float, check_int
 from physrl.envs.kernels import qubits as K
 
 NOISES = ("bitflip", "dephasing", "bitflip+dephasing", "correlated")
@@ -105,15 +106,10 @@ class QubitCore(BatchCore):
         super().__init__(num_envs, device, max_steps)
         self.n_qubits = n = check_int("n_qubits", n_qubits, 2, 6)
         self.noise = check_choice("noise", noise, NOISES)
-        if isinstance(t_dec, bool) or not isinstance(t_dec, (int, float, np.integer, np.floating)) \
-                or not math.isfinite(t_dec) or t_dec <= 0:
-            raise ValueError(f"t_dec must be a finite number of steps > 0, got {t_dec!r}")
-        self.t_dec = float(t_dec)
+        self.t_dec = check_float("t_dec", t_dec, 0.0, low_open=True, unit="steps")
         self.cnot_pairs = cnot_pairs(n, connectivity)
         self.connectivity = connectivity if isinstance(connectivity, str) else [list(p) for p in self.cnot_pairs]
-        if not isinstance(hadamard, (bool, np.bool_)):
-            raise TypeError(f"hadamard must be a bool, got {hadamard!r}")
-        self.hadamard = bool(hadamard)
+        self.hadamard = check_bool("hadamard", hadamard)
         if measurable is None:
             measurable = tuple(range(n))
         if isinstance(measurable, (str, bytes)) or not hasattr(measurable, "__iter__"):

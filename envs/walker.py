@@ -11,7 +11,8 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from physrl.envs.core import BatchCore, SingleEnv, VectorEnv, check_int
+from physrl.envs.core import BatchCore, SingleEnv, VectorEnv
+from physrl.envs.validation import check_int
 
 
 CELL = 16

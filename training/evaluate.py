@@ -17,7 +17,7 @@ import torch
 from tqdm import tqdm
 
 from physrl.agents.rollout import play_episodes
-from physrl.envs.core import check_int
+from physrl.envs.validation import check_int
 from physrl.envs.maze import MazeCore, optimal_return
 from physrl.training.checkpoint import load_policy, make_envs
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import qutip as qt
 
-from physrl.envs.core import check_int
+from physrl.envs.validation import check_int
 from physrl.envs.oscillator import OscillatorCore
 
 

@@ -19,7 +19,7 @@ import qutip as qt
 import torch
 from scipy.optimize import minimize
 
-from physrl.envs.core import check_int
+from physrl.envs.validation import check_int
 from physrl.envs.qec import QubitCore, initial_channel, step_reward
 
 

@@ -38,7 +38,7 @@ from tqdm import tqdm
 import physrl.envs  # noqa: F401  (registers the environments)
 from physrl.agents.distributed import (any_rank, broadcast, gather_to_rank0, join_from_environment,
                                        leave_process_group, rank_and_world_size)
-from physrl.envs.core import check_int
+from physrl.envs.validation import check_int
 from physrl.training import sb3
 from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
                                         make_envs, save_checkpoint, space_spec)
