@@ -114,6 +114,9 @@ class OscillatorCore(BatchCore):
         top[-2:] = True
         self.top_levels = top
         self.top_population = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
+        #: single-shot measurements taken so far by all sub-envs (one per episode with reward_mode="fock",
+        #: ``wigner_samples`` with "wigner", none with the "fidelity" oracle); saved with the env's state
+        self.shots = torch.zeros((), dtype=torch.int64, device=self.device)
         self.truncation_warned = False
         self._setup_wigner_reward()
         steps = self.max_steps
@@ -194,6 +197,7 @@ class OscillatorCore(BatchCore):
         fidelity = self.fidelity(self.psi)
         last = self.elapsed == self.max_steps - 1
         reward = torch.where(last, self.measure_reward(fidelity), 0.0).to(torch.float32)
+        self.shots += last.sum() * self.shots_per_episode()
         terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         self.top_population = torch.maximum(self.top_population, population(self.psi, self.top_levels))
         if not self.truncation_warned and bool(last.any()):
@@ -209,6 +213,11 @@ class OscillatorCore(BatchCore):
                           f"n_levels={self.n_levels} Fock levels was {float(worst):.2g} > {TRUNCATION_TOLERANCE} "
                           f"in an episode (alpha_max={self.alpha_max}), so its simulation is not the "
                           "oscillator's; raise n_levels or lower alpha_max", RuntimeWarning, stacklevel=2)
+
+    def shots_per_episode(self) -> int:
+        """Single-shot measurements behind one episode's reward: 1 ("fock"), ``wigner_samples`` ("wigner"),
+        0 ("fidelity", an oracle no experiment has)."""
+        return {"fock": 1, "wigner": self.wigner_samples, "fidelity": 0}[self.reward_mode]
 
     def measure_reward(self, fidelity: torch.Tensor) -> torch.Tensor:
         """The single-shot reward of every sub-env's current state (used at the last step)."""

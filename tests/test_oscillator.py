@@ -119,6 +119,19 @@ def test_fock_reward_expectation_is_two_f_minus_one():
         assert abs(mean - (2 * fidelity - 1)) < 4 * error
 
 
+def test_shots_count_the_single_shot_measurements_of_finished_episodes():
+    action = snap_action(0.9 - 0.6j)
+    for options, per_episode in [({"n": 1}, 1), ({"target": qt.basis(80, 1), "reward_mode": "wigner",
+                                                  "wigner_samples": 3}, 3), ({"n": 1, "reward_mode": "fidelity"}, 0)]:
+        envs = gym.make_vec(ENV_ID, num_envs=4, max_steps=2, **options)
+        envs.reset(seed=0)
+        counts = []
+        for _ in range(6):  # two episodes and the autoreset step after each
+            envs.step(torch.as_tensor(np.tile(action, (4, 1))))
+            counts.append(int(envs.unwrapped.core.shots))
+        assert counts == [per_episode * count for count in (0, 4, 4, 4, 8, 8)], options
+
+
 def test_wigner_reward_expectation_follows_the_documented_formula():
     action = snap_action(0.9 - 0.6j, {0: math.pi, 1: 1.0})
     count = 4000

@@ -2,6 +2,8 @@
 and the HPARAMS tab."""
 
 import io
+import os
+import signal
 
 import numpy as np
 import pytest
@@ -10,9 +12,10 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from physrl.agents.deep_pg import explained_variance
+from physrl.agents.deep_pg import DeepPolicyGradient, explained_variance
 from physrl.envs.core import frame_strip
 from physrl.training import load_policy, train
+from physrl.training.checkpoint import load_checkpoint
 from physrl.training.train import episode_summary
 
 MAZE = "physrl/TreasureMaze-v0"
@@ -48,6 +51,26 @@ def test_deep_pg_run_logs_episode_picture_cleanrl_keys_learning_rate_and_hparams
     names = {info.name for info in experiment.hparam_infos}
     assert {"learning_rate", "lr_anneal_steps", "env_id", "num_envs", "hidden_sizes"} <= names
     assert [info.name.tag for info in experiment.metric_infos] == ["hparams/final_return"]
+
+
+def test_oscillator_shots_are_logged_and_continue_after_an_interrupted_run_resumes(tmp_path, monkeypatch):
+    original, calls = DeepPolicyGradient.learn_iteration, []
+
+    def learn_iteration(self):
+        calls.append(self.global_step)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGINT)  # the run saves after this iteration and stops
+        return original(self)
+
+    monkeypatch.setattr(DeepPolicyGradient, "learn_iteration", learn_iteration)
+    # 4 envs, episodes of 2 control steps + the autoreset step: each iteration of 3 steps ends 4 episodes
+    run_dir = train("physrl/OscillatorStatePrep-v0", "deep-pg", num_envs=4, total_steps=10**6, logdir=tmp_path,
+                    env_kwargs={"n": 1, "n_levels": 30, "alpha_max": 1.0, "max_steps": 2}, progress=False, picture_every=0,
+                    hyperparameters={"num_steps": 3, "hidden_sizes": []})
+    assert load_checkpoint(run_dir)["global_step"] == 36
+    train(resume=run_dir, total_steps=60, progress=False, picture_every=0)
+    shots = [(event.step, event.value) for event in events(run_dir).Scalars("charts/shots")]
+    assert shots == [(12 * k, 4 * k) for k in range(1, 6)]
 
 
 def test_picture_every_zero_logs_no_picture(tmp_path):

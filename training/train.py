@@ -6,6 +6,7 @@ Every run writes ``{logdir}/{env}__{agent}__{seed}__{timestamp}/`` holding ``che
 the current policy with the env's own charts (``images/episode``, ``charts/*``: see
 ``BatchCore.episode_summary``) every ``picture_every`` seconds, on the treasure maze the return over
 the exact optimum of the training episodes (``charts/optimum_ratio``, see :mod:`physrl.training.maze_log`),
+for envs whose rewards are measurements (the oscillator) the single shots taken so far (``charts/shots``),
 and the hyperparameters as a text table and in TensorBoard's HPARAMS tab with ``hparams/final_return``.
 SIGINT or SIGTERM stops after the current iteration, saves a checkpoint and exits; ``--resume``
 continues that run at the same step.
@@ -469,6 +470,8 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
             else:
                 saved, pictured = time.monotonic(), None
                 optimum = MazeOptimumLog(run.envs, learner) if MazeOptimumLog.applies(run.envs, learner) else None
+                core = getattr(run.envs, "core", None)
+                counts_shots = isinstance(getattr(core, "shots", None), torch.Tensor)  # rewards from measurements
                 while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
                     stats = learner.learn_iteration()
                     optimizer = getattr(learner, "optimizer", None)
@@ -476,6 +479,8 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
                         stats["charts/learning_rate"] = float(optimizer.param_groups[0]["lr"])
                     if optimum is not None and rank == 0:
                         stats.update(optimum.stats())
+                    if counts_shots:
+                        stats["charts/shots"] = int(core.shots) * world_size
                     log.log(learner.global_step, stats)
                     if pictured is None or time.monotonic() - pictured >= picture_every:
                         picture()
