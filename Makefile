@@ -47,7 +47,7 @@ MUTANTS ?= \
 	physrl.agents.dqn.xǁReplayBufferǁsample* \
 	physrl.agents.q_learning.xǁQLearningǁlearn_iteration* \
 	physrl.agents.q_learning.x_epsilon_greedy* \
-	physrl.agents.q_learning.x_linear_schedule* \
+	physrl.agents.schedules.x_linear_schedule* \
 	physrl.agents.tabular_pg.xǁTabularPolicyGradientǁlearn_iteration* \
 	physrl.agents.tabular_pg.xǁTabularPolicyGradientǁ_update_baseline* \
 	physrl.agents.tabular_pg.xǁTabularPolicyGradientǁlogits* \

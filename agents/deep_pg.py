@@ -13,6 +13,7 @@ from physrl.agents.base import Agent, with_seed
 from physrl.agents.distributed import average_gradients
 from physrl.agents.networks import NETWORKS, build_head, build_network
 from physrl.agents.rollout import Batch, gae, masked_mean
+from physrl.agents.schedules import linear_schedule
 from physrl.envs.core import VectorEnv
 from physrl.envs.validation import check_choice, check_float, check_int, check_sizes
 
@@ -151,8 +152,7 @@ class DeepPolicyGradient(Agent):
         hp = self.hyperparameters
         if hp[final] is None:
             return hp[start]
-        progress = min(1.0, self.global_step / hp[steps])
-        return hp[start] + (hp[final] - hp[start]) * progress
+        return linear_schedule(hp[start], hp[final], hp[steps], self.global_step)
 
     def log_std_ceiling(self) -> float:
         """The ceiling of the log-std (``log_std_final`` schedule) at the current ``global_step``."""
@@ -206,7 +206,7 @@ class DeepPolicyGradient(Agent):
         hp = self.hyperparameters
         if hp["lr_anneal_steps"] is not None:
             for group in self.optimizer.param_groups:
-                group["lr"] = hp["learning_rate"] * max(0.0, 1.0 - self.global_step / hp["lr_anneal_steps"])
+                group["lr"] = linear_schedule(hp["learning_rate"], 0.0, hp["lr_anneal_steps"], self.global_step)
         ceiling = None if hp["log_std_final"] is None else self.log_std_ceiling()
         ent_coef = self.entropy_coefficient()
         self._cap_log_std(ceiling)

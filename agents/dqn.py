@@ -12,8 +12,9 @@ from torch import nn
 from physrl.agents.base import Agent, with_seed
 from physrl.agents.distributed import average_gradients
 from physrl.agents.networks import NETWORKS, build_network
-from physrl.agents.q_learning import check_exploration, epsilon_greedy, linear_schedule
+from physrl.agents.q_learning import check_exploration, epsilon_greedy
 from physrl.agents.rollout import Batch
+from physrl.agents.schedules import linear_schedule
 from physrl.envs.core import VectorEnv
 from physrl.envs.validation import check_choice, check_float, check_int, check_sizes
 

@@ -8,13 +8,9 @@ import torch
 from gymnasium import spaces
 
 from physrl.agents.base import Agent
-from physrl.envs.validation import check_float, check_int
+from physrl.agents.schedules import linear_schedule
 from physrl.envs.core import VectorEnv
-
-
-def linear_schedule(start: float, end: float, duration: int, step: int) -> float:
-    """``start`` moving linearly to ``end`` over ``duration`` steps, then ``end``."""
-    return end + (start - end) * max(0.0, 1.0 - step / duration)
+from physrl.envs.validation import check_float, check_int
 
 
 def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Generator) -> torch.Tensor:

@@ -28,11 +28,11 @@ from gymnasium import spaces
 from torch import nn
 
 from physrl.agents.base import Agent, with_seed
-from physrl.envs.validation import check_float, check_int
 from physrl.agents.networks import CategoricalHead, init_layer
 from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.envs.core import VectorEnv
 from physrl.envs.qec import QubitCore
+from physrl.envs.validation import check_float, check_int
 
 
 class RecurrentPolicy(nn.Module):

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from gymnasium import spaces
 
 from physrl.agents.base import Agent
-from physrl.envs.validation import check_choice, check_float
 from physrl.agents.distributed import average_gradients
 from physrl.agents.rollout import discounted_returns, masked_mean
 from physrl.envs.core import VectorEnv
+from physrl.envs.validation import check_choice, check_float
 
 BASELINES = ("none", "batch_mean", "running_mean")
 

@@ -16,7 +16,8 @@ import physrl.agents.distributed as distributed
 from physrl.agents import DQN, DeepPolicyGradient, QECStudent, QLearning, TabularPolicyGradient
 from physrl.agents.deep_pg import whole_episode_returns
 from physrl.agents.dqn import ReplayBuffer
-from physrl.agents.q_learning import epsilon_greedy, linear_schedule
+from physrl.agents.q_learning import epsilon_greedy
+from physrl.agents.schedules import linear_schedule
 from physrl.agents.rollout import Batch, Rollout, discounted_returns, gae
 from physrl.envs.walker import walker_target_optimum
 
