@@ -84,7 +84,7 @@ class QECStudent(Agent):
 
     ``mask_revealing=True`` (``hadamard=False``) never lets the student choose a measurement of a qubit
     that carries the logical X. Which qubits those are depends only on the gates applied (v ↦ M⁻¹v ⊕ M⁻¹0
-    under each gate, see :func:`~physrl.envs.kernels.qubits.pair_permutation`), so the student tracks
+    under each gate, see :func:`~physrl.envs.kernels.qubit_pairs.pair_permutation`), so the student tracks
     it in software from its own actions, as an experiment knows its own circuit; it is the same rule
     as the teacher's ``action_mask``, which imitation alone only makes rare.
     """

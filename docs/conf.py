@@ -83,7 +83,8 @@ ROOT = Path(__file__).resolve().parents[1]
 #: API page -> (package folder, its modules in reading order; modules not named follow alphabetically).
 API_PAGES = {
     "api/envs": ("envs", ["core", "validation", "rng", "gym_adapter", "walker", "maze", "qec", "oscillator"]),
-    "api/kernels": ("envs/kernels", ["qubits", "oscillator"]),
+    "api/kernels": ("envs/kernels", ["qubits", "qubit_pairs", "recoverable_information", "oscillator",
+                                       "wigner"]),
     "api/agents": ("agents", ["base", "rollout", "schedules", "networks", "tabular_pg", "deep_pg", "q_learning", "dqn",
                               "student", "baselines", "nelder_mead", "optimal_control", "distributed"]),
     "api/training": ("training", ["train", "checkpoint", "evaluate", "challenge", "bench", "sb3", "demo"]),

@@ -2,7 +2,8 @@
 Reinforcement Learning*, PRX 12, 011059 (2022).
 
 :class:`OscillatorStatePrepEnv` (``physrl/OscillatorStatePrep-v0``) documents the task; its batched
-core is here, the exact kernels in :mod:`physrl.envs.kernels.oscillator`.
+core is here, the exact kernels in :mod:`physrl.envs.kernels.oscillator` and
+:mod:`physrl.envs.kernels.wigner`.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import torch
 from gymnasium import spaces
 
 from physrl.envs.core import BatchCore, SingleEnv, VectorEnv
+from physrl.envs.kernels.oscillator import (FockSpace, echoed_conditional_displacement, measure_number,
+                                            measure_parity, measure_qubit, population, rotate_qubit)
+from physrl.envs.kernels.wigner import displaced_parity, wigner
 from physrl.envs.validation import check_bool, check_choice, check_float, check_int
-from physrl.envs.kernels.oscillator import (FockSpace, displaced_parity, echoed_conditional_displacement,
-                                            measure_number, measure_parity, measure_qubit, population,
-                                            rotate_qubit, wigner)
 
 CONTROLS = ("snap_displacement", "ecd")
 REWARD_MODES = ("fock", "wigner", "fidelity")
@@ -332,7 +333,7 @@ class OscillatorStatePrepEnv(SingleEnv):
 
         (Eickbusch et al. 2022); the target is then |g⟩ ⊗ |target⟩.
 
-        *Simulation.* Exact kets in complex128 (:mod:`physrl.envs.kernels.oscillator`): D(α) from the
+        *Simulation.* Exact kets in complex128 (:mod:`physrl.envs.kernels.oscillator`, :mod:`physrl.envs.kernels.wigner`): D(α) from the
         quadrature a + a† diagonalised once (no matrix exponential; equal to ``qutip.displace`` to
         1e-14), the Wigner function exact for the truncated ket from normalised Laguerre functions
         (equal to ``qutip.wigner`` to 1e-15), Born-sampled number, parity and qubit measurements from

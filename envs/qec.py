@@ -18,7 +18,7 @@ from gymnasium import spaces
 
 from physrl.envs.core import BatchCore, SingleEnv, VectorEnv
 from physrl.envs.validation import check_bool, check_choice, check_float, check_int
-from physrl.envs.kernels import qubits as K
+from physrl.envs.kernels import qubit_pairs as P, qubits as K, recoverable_information as R
 
 NOISES = ("bitflip", "dephasing", "bitflip+dephasing", "correlated")
 CONNECTIVITIES = ("all", "chain")
@@ -92,7 +92,7 @@ class QubitCore(BatchCore):
     matrices start supported on the 2×2 block {|0…0⟩, |10…0⟩}, so they stay block diagonal in the
     pairs {a, a⊕v} with one common v = M e₀ per sub-env (the logical X on the register's basis). The
     core then keeps only those 2ⁿ⁻¹ blocks (``pairs`` (B, 4, 4, 2ⁿ⁻¹), Pauli coordinates of each block,
-    see :func:`~physrl.envs.kernels.qubits.to_pairs`) and ``shift`` v (B,), and R_Q has a closed-form
+    see :func:`~physrl.envs.kernels.qubit_pairs.to_pairs`) and ``shift`` v (B,), and R_Q has a closed-form
     trace norm. With ``hadamard=True`` it keeps the dense matrices ``dense`` (B, 4, d, d) complex128.
     :attr:`rho` gives the dense matrices either way.
     """
@@ -153,17 +153,17 @@ class QubitCore(BatchCore):
         self.pair_form = not self.hadamard
         if self.pair_form:
             self.initial_shift = 1 << (n - 1)
-            self._initial_pairs = K.to_pairs(self._initial[None], torch.tensor([self.initial_shift], device=dev), n)[0]
-            gates = [K.pair_permutation(n, tuple(p.tolist()), dev) for p in perms]
-            flips = [K.pair_permutation(n, tuple(K.x_permutation(n, q).tolist()), dev) for q in range(n)]
-            rep = K.pair_representatives(n, dev)
+            self._initial_pairs = P.to_pairs(self._initial[None], torch.tensor([self.initial_shift], device=dev), n)[0]
+            gates = [P.pair_permutation(n, tuple(p.tolist()), dev) for p in perms]
+            flips = [P.pair_permutation(n, tuple(K.x_permutation(n, q).tolist()), dev) for q in range(n)]
+            rep = P.pair_representatives(n, dev)
             # constant tables in a dict, out of the state_dict: per action / qubit, indexed by v
             self._pair_tables = {
                 "shift": torch.stack([g[0] for g in gates]), "source": torch.stack([g[1] for g in gates]),
                 "sign": torch.stack([g[2] for g in gates]), "flip_source": torch.stack([f[1] for f in flips]),
                 "flip_sign": torch.stack([f[2] for f in flips]),
                 "dephase": self._factor[rep, rep ^ torch.arange(d, device=dev)[:, None]]}
-            self._slot, self._partner = K.pair_slots(n, dev)
+            self._slot, self._partner = P.pair_slots(n, dev)
             carried = (torch.arange(d, device=dev)[:, None] >> (n - 1 - self._m_qubit.clamp(min=0))[None, :]) & 1
             self._reveals = (self._m_qubit >= 0)[None, :] & (carried == 1)  # (d, n_actions), indexed by v
             self.pairs = self._initial_pairs.expand(self.num_envs, -1, -1, -1).clone()
@@ -203,7 +203,7 @@ class QubitCore(BatchCore):
     @property
     def rho(self) -> torch.Tensor:
         """ρ₀, δρx, δρy, δρz of every sub-env (B, 4, d, d) complex128 (rebuilt from the pair form if any)."""
-        return K.from_pairs(self.pairs, self.shift, self.n_qubits) if self.pair_form else self.dense
+        return P.from_pairs(self.pairs, self.shift, self.n_qubits) if self.pair_form else self.dense
 
     def reset_envs(self, index: torch.Tensor) -> None:
         if self.pair_form:
@@ -331,17 +331,17 @@ class QubitCore(BatchCore):
         if self.noise in ("bitflip", "bitflip+dephasing"):
             source, sign = tables["flip_source"][:, shift], tables["flip_sign"][:, shift]
             for q in range(n):
-                pairs = torch.lerp(pairs, K.permute_pairs(pairs, source[q], sign[q]), self._flip_probability)
+                pairs = torch.lerp(pairs, P.permute_pairs(pairs, source[q], sign[q]), self._flip_probability)
         if self.noise != "bitflip":
             factor = tables["dephase"][shift][:, None, None]
             pairs = torch.cat([pairs[:, :, :1], pairs[:, :, 1:3] * factor, pairs[:, :, 3:]], 2)
-        pairs = K.permute_pairs(pairs, tables["source"][actions, shift], tables["sign"][actions, shift])
+        pairs = P.permute_pairs(pairs, tables["source"][actions, shift], tables["sign"][actions, shift])
         self.shift = shift = tables["shift"][actions, shift]
         hit = (m_qubit >= 0).nonzero().squeeze(1)
-        bit_rep, bit_partner = K.pair_bits(shift[hit], n, m_qubit[hit])
-        branches = [K.project_pairs(pairs[hit], bit_rep == m, bit_partner == m) for m in (0, 1)]
+        bit_rep, bit_partner = P.pair_bits(shift[hit], n, m_qubit[hit])
+        branches = [P.project_pairs(pairs[hit], bit_rep == m, bit_partner == m) for m in (0, 1)]
         pairs = pairs.index_copy(0, hit, branches[0])
-        value, direction = K.recoverable_information_pairs(torch.cat([pairs[:, 1:], branches[1][:, 1:]]),
+        value, direction = R.recoverable_information_pairs(torch.cat([pairs[:, 1:], branches[1][:, 1:]]),
                                                            torch.cat([self.direction, self.direction[hit]]),
                                                            PAIR_ITERATIONS)
         value, value1 = value.split([self.num_envs, len(hit)])
@@ -374,7 +374,7 @@ class QubitCore(BatchCore):
         new_direction = self.direction.clone()
         quiet = (m_qubit < 0).nonzero().squeeze(1)
         if len(quiet):
-            value, direction = K.recoverable_information(rho[quiet, 1:], self.direction[quiet], WARM_ITERATIONS)
+            value, direction = R.recoverable_information(rho[quiet, 1:], self.direction[quiet], WARM_ITERATIONS)
             averaged[quiet], new_recoverable[quiet], new_direction[quiet] = value, value, direction
         for q in self.measurable:
             hit = (m_qubit == q).nonzero().squeeze(1)
@@ -393,7 +393,7 @@ class QubitCore(BatchCore):
             keep = K.outcome_indices(n, q, m, self.device)
             block = sub[:, :, keep][:, :, :, keep]
             probabilities.append(torch.diagonal(block[:, 0], dim1=-2, dim2=-1).real.sum(-1))
-            value, direction = K.recoverable_information(block[:, 1:], self.direction[hit], WARM_ITERATIONS)
+            value, direction = R.recoverable_information(block[:, 1:], self.direction[hit], WARM_ITERATIONS)
             branch_values.append(value)
             branch_directions.append(direction)
         got = (uniform >= probabilities[0]).to(torch.int64)
@@ -554,7 +554,7 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         have moved the logical X). The core keeps only those blocks as Pauli coordinates
         ½(c₀ 1 + c·σ); a block's trace norm is max(|c₀|, ‖c‖), so R_Q = min over n of
         Σ_k max(|t_k·n|, ‖W_k n‖) needs no eigendecomposition: two warm-started trust-region Newton
-        steps on the sphere per step (:func:`~physrl.envs.kernels.qubits.recoverable_information_pairs`).
+        steps on the sphere per step (:func:`~physrl.envs.kernels.recoverable_information.recoverable_information_pairs`).
         With ``hadamard=True`` the core keeps the dense complex128 matrices; there the warm-started
         search runs until it has converged (at most 16 Newton steps) and is bracketed by a 48-direction
         grid: where a grid direction comes within 5% of the warm value, the best grid directions are

@@ -15,7 +15,7 @@ import pytest
 import qutip as qt
 import torch
 
-from physrl.envs.kernels import qubits as K
+from physrl.envs.kernels import qubits as K, recoverable_information as R
 from physrl.envs.qec import REVEALED
 from physrl.training import load_policy
 from physrl.training.train import execute, prepare
@@ -143,9 +143,9 @@ def averaged_recoverable_information(core, measured_qubit):
     measurement (R_Q is 1-homogeneous, so this is Σ_m p_m R_Q of the normalised branch), else R_Q."""
     rho = core.apply_noise(core.rho.clone())
     if measured_qubit is None:
-        return K.recoverable_information(rho[:, 1:], iterations=30)[0]
+        return R.recoverable_information(rho[:, 1:], iterations=30)[0]
     branches = [K.project(rho, core.n_qubits, measured_qubit, m) for m in (0, 1)]
-    return sum(K.recoverable_information(b[:, 1:], iterations=30)[0] for b in branches)
+    return sum(R.recoverable_information(b[:, 1:], iterations=30)[0] for b in branches)
 
 
 def documented_reward(averaged, previous, t_dec):

@@ -7,9 +7,9 @@ import pytest
 import qutip as qt
 import torch
 
-from physrl.envs.kernels.oscillator import (FockSpace, displaced_parity, echoed_conditional_displacement,
-                                            measure_number, measure_parity, measure_qubit, rotate_qubit, snap,
-                                            wigner)
+from physrl.envs.kernels.oscillator import (FockSpace, echoed_conditional_displacement, measure_number,
+                                            measure_parity, measure_qubit, rotate_qubit, snap)
+from physrl.envs.kernels.wigner import displaced_parity, wigner
 
 N = 30
 TOL = 1e-10

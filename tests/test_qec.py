@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from physrl.envs.kernels import qubits as K
+from physrl.envs.kernels import recoverable_information as R
 from physrl.envs.qec import (HAND_WRITTEN_CODES, QubitErrorCorrectionVectorEnv, RepetitionCodePolicy,
                              ScheduledPolicy, effective_lifetime, idle_policy, step_reward)
 
@@ -304,14 +304,14 @@ def test_tracked_recoverable_information_matches_a_cold_grid_search():
     obs, _ = envs.reset(seed=3)
     gates = torch.tensor([k for k, name in enumerate(envs.action_names) if not name.startswith("measure")])
     generator = torch.Generator().manual_seed(2)
-    grid = K.fibonacci_half_sphere(20000).expand(24, -1, -1)
+    grid = R.fibonacci_half_sphere(20000).expand(24, -1, -1)
     for t in range(90):
         actions = policy(obs)
         extra = torch.rand(24, generator=generator) < 0.3
         actions = torch.where(extra, gates[torch.randint(0, len(gates), (24,), generator=generator)], actions)
         obs, _, _, _, _ = envs.step(actions)
         if t % 30 == 29:  # the core's state (a fresh one where an episode just ended) and its R_Q
-            best = K._PairNorm.of(envs.core.pairs[:, 1:]).along(grid).amin(1)
+            best = R._PairNorm.of(envs.core.pairs[:, 1:]).along(grid).amin(1)
             tracked = envs.core.recoverable
             assert float((tracked - best).abs().max()) < 1e-3 and bool((tracked <= best + 1e-12).all())
 
@@ -403,6 +403,6 @@ def test_dense_path_tracks_the_global_minimum_of_the_recoverable_information(noi
     for t in range(60):
         envs.step(torch.randint(0, envs.single_action_space.n, (8,), generator=generator))
         if t in (18, 19, 20, 35, 45, 55, 59):
-            best, _ = K.recoverable_information(envs.core.rho[:, 1:], grid=200, refine=6, iterations=40)
+            best, _ = R.recoverable_information(envs.core.rho[:, 1:], grid=200, refine=6, iterations=40)
             worst = max(worst, float((envs.core.recoverable - best).max()))
     assert worst < 1e-4

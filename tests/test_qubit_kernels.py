@@ -7,7 +7,9 @@ import pytest
 import qutip
 import torch
 
-from physrl.envs.kernels import qubits as K
+from physrl.envs.kernels import qubit_pairs as P, qubits as K, recoverable_information as R
+
+from qubit_oracle import brute_force_recoverable_information
 
 N = 3
 I2, X, Z = qutip.qeye(2), qutip.sigmax(), qutip.sigmaz()
@@ -120,11 +122,11 @@ def random_channel_deltas(seed: int, n: int = 3) -> torch.Tensor:
 
 def test_recoverable_information_matches_a_fine_brute_force_grid():
     deltas = torch.stack([random_channel_deltas(seed) for seed in range(12)])
-    value, direction = K.recoverable_information(deltas)
-    grid = K.brute_force_recoverable_information(deltas, 20000)
+    value, direction = R.recoverable_information(deltas)
+    grid = brute_force_recoverable_information(deltas, 20000)
     assert float((value - grid).abs().max()) < 1e-3
     assert torch.allclose(direction.norm(dim=1), torch.ones(12, dtype=torch.float64))
-    np.testing.assert_allclose(value.numpy(), K.trace_norm_along(deltas, direction).numpy(), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(value.numpy(), R.trace_norm_along(deltas, direction).numpy(), rtol=0, atol=1e-12)
 
 
 def test_recoverable_information_of_known_channels():
@@ -133,9 +135,9 @@ def test_recoverable_information_of_known_channels():
     base = torch.tensor(np.array(sigma))
     scaled = base * torch.tensor([0.9, 0.4, 0.7], dtype=torch.float64)[:, None, None]
     revealed = base * torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64)[:, None, None]
-    value, _ = K.recoverable_information(torch.stack([base, scaled, revealed]))
+    value, _ = R.recoverable_information(torch.stack([base, scaled, revealed]))
     np.testing.assert_allclose(value.numpy(), [1.0, 0.4, 0.0], rtol=0, atol=1e-12)
-    warm, _ = K.recoverable_information(torch.stack([scaled]), start=torch.tensor([[1.0, 0.0, 0.0]]))
+    warm, _ = R.recoverable_information(torch.stack([scaled]), start=torch.tensor([[1.0, 0.0, 0.0]]))
     assert float(warm[0]) == pytest.approx(0.4, abs=1e-12)
 
 
@@ -146,19 +148,19 @@ def random_pair_form(seed: int, batch: int = 4, n: int = N,
     generator = torch.Generator().manual_seed(seed)
     shift = torch.randint(1, 2**n, (batch,), generator=generator)
     pairs = scale * torch.randn(batch, 4, 4, 2 ** (n - 1), generator=generator, dtype=torch.float64)
-    return K.from_pairs(pairs, shift, n), shift, pairs
+    return P.from_pairs(pairs, shift, n), shift, pairs
 
 
 def test_pair_form_holds_the_two_by_two_blocks():
     rho, shift, pairs = random_pair_form(0)
-    torch.testing.assert_close(K.to_pairs(rho, shift, N), pairs, rtol=0, atol=1e-15)
+    torch.testing.assert_close(P.to_pairs(rho, shift, N), pairs, rtol=0, atol=1e-15)
     assert torch.equal(rho, rho.mH)
     index = torch.arange(2**N)
     for b in range(len(shift)):
         outside = (index[:, None] != index[None, :]) & ((index[:, None] ^ index[None, :]) != shift[b])
         assert not rho[b][:, outside].any()
     # trace c₀ and trace norm max(|c₀|, ‖c‖) of every block, from the dense matrices
-    for k, a in enumerate(K.pair_representatives(N)[shift[0]].tolist()):
+    for k, a in enumerate(P.pair_representatives(N)[shift[0]].tolist()):
         pair = [a, a ^ int(shift[0])]
         block = rho[0, 1][pair][:, pair]
         c = pairs[0, 1, :, k]
@@ -172,18 +174,18 @@ def test_gates_and_flips_in_pair_form_match_the_dense_permutations():
     perms = [K.x_permutation(N, q) for q in range(N)]
     perms += [K.cnot_permutation(N, c, t) for c in range(N) for t in range(N) if c != t]
     for perm in perms:
-        new_shift, source, sign = K.pair_permutation(N, tuple(perm.tolist()))
-        moved = K.permute_pairs(pairs, source[shift], sign[shift])
-        torch.testing.assert_close(K.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
+        new_shift, source, sign = P.pair_permutation(N, tuple(perm.tolist()))
+        moved = P.permute_pairs(pairs, source[shift], sign[shift])
+        torch.testing.assert_close(P.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("q", range(N))
 def test_projections_in_pair_form_match_the_dense_kernel(q):
     rho, shift, pairs = random_pair_form(2 + q, batch=8)
-    rep, partner = K.pair_bits(shift, N, torch.full_like(shift, q))
+    rep, partner = P.pair_bits(shift, N, torch.full_like(shift, q))
     for m in (0, 1):
-        projected = K.project_pairs(pairs, rep == m, partner == m)
-        torch.testing.assert_close(K.from_pairs(projected, shift, N), K.project(rho, N, q, m), rtol=0, atol=1e-15)
+        projected = P.project_pairs(pairs, rep == m, partner == m)
+        torch.testing.assert_close(P.from_pairs(projected, shift, N), K.project(rho, N, q, m), rtol=0, atol=1e-15)
 
 
 def test_closed_form_recoverable_information_matches_a_fine_brute_force_grid():
@@ -192,12 +194,12 @@ def test_closed_form_recoverable_information_matches_a_fine_brute_force_grid():
     equal to the eigendecomposition value at the returned direction and to the dense search."""
     _, shift, pairs = random_pair_form(7, batch=12, scale=0.15)
     pairs[:, :, 0] = 0.0
-    rho = K.from_pairs(pairs, shift, N)
-    value, direction = K.recoverable_information_pairs(pairs[:, 1:])
-    grid = K.brute_force_recoverable_information(rho[:, 1:], 20000)
+    rho = P.from_pairs(pairs, shift, N)
+    value, direction = R.recoverable_information_pairs(pairs[:, 1:])
+    grid = brute_force_recoverable_information(rho[:, 1:], 20000)
     assert float((value - grid).abs().max()) < 1e-3 and bool((value <= grid + 1e-12).all())
-    np.testing.assert_allclose(value.numpy(), K.trace_norm_along(rho[:, 1:], direction).numpy(), rtol=0, atol=1e-12)
-    dense, _ = K.recoverable_information(rho[:, 1:])
+    np.testing.assert_allclose(value.numpy(), R.trace_norm_along(rho[:, 1:], direction).numpy(), rtol=0, atol=1e-12)
+    dense, _ = R.recoverable_information(rho[:, 1:])
     np.testing.assert_allclose(value.numpy(), dense.numpy(), rtol=0, atol=1e-8)
 
 
