@@ -116,3 +116,23 @@ def test_explained_variance_of_perfect_constant_and_masked_critics():
     masked = torch.tensor([True, True, False, False])
     assert explained_variance(torch.tensor([1.0, 2.0, 0.0, 0.0]), targets, masked) == pytest.approx(1.0)
     assert np.isnan(explained_variance(targets, torch.ones(4), everywhere))
+
+
+def test_qec_run_logs_recoverable_information_and_the_greedy_lifetime(tmp_path):
+    """On the qubit memory each picture brings R_Q at the end of the greedy episode and T_eff/T_dec of the
+    greedy policy over 256 episodes, both as the final policy gives them from its checkpoint."""
+    from physrl.envs.qec import effective_lifetime
+
+    env_kwargs = {"n_qubits": 3, "max_steps": 16, "obs_mode": "pairs", "action_memory": 2}
+    run_dir = train("physrl/QubitErrorCorrection-v0", "deep-pg", num_envs=8, total_steps=8 * 16 * 2,
+                    env_kwargs=env_kwargs, hyperparameters={"num_steps": 16, "action_mask": True},
+                    logdir=tmp_path, progress=False)
+    logged = events(run_dir)
+    recoverable = [event.value for event in logged.Scalars("charts/recoverable_information")]
+    lifetimes = [event.value for event in logged.Scalars("charts/t_eff_over_t_dec")]
+    assert len(recoverable) == len(lifetimes) == 2 and all(0 <= value <= 1 for value in recoverable)
+    policy = load_policy(run_dir)
+    summary = episode_summary(policy.config, policy, "cpu")
+    assert recoverable[-1] == pytest.approx(summary["charts/recoverable_information"], rel=1e-6)
+    ratio, _ = effective_lifetime(env_kwargs, lambda envs: policy, num_envs=256)
+    assert lifetimes[-1] == pytest.approx(ratio, rel=1e-6) and ratio > 0

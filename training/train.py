@@ -7,6 +7,8 @@ the current policy with the env's own charts (``images/episode``, ``charts/*``: 
 ``BatchCore.episode_summary``) every ``picture_every`` seconds, on the treasure maze the return over
 the exact optimum of the training episodes (``charts/optimum_ratio``, see :mod:`physrl.training.maze_log`),
 for envs whose rewards are measurements (the oscillator) the single shots taken so far (``charts/shots``),
+on the qubit memory with each picture the greedy policy's T_eff/T_dec over 256 episodes
+(``charts/t_eff_over_t_dec``, see :mod:`physrl.training.qec_log`),
 and the hyperparameters as a text table and in TensorBoard's HPARAMS tab with ``hparams/final_return``.
 SIGINT or SIGTERM stops after the current iteration, saves a checkpoint and exits; ``--resume``
 continues that run at the same step.
@@ -44,6 +46,7 @@ from physrl.training import sb3
 from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
                                         make_envs, save_checkpoint, space_spec)
 from physrl.training.maze_log import MazeOptimumLog
+from physrl.training.qec_log import QecLifetimeLog
 from physrl.training.teacher import attach_teacher
 
 #: agents that train data-parallel under torchrun (their updates are gradient steps), and the parts
@@ -458,7 +461,10 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
 
     def picture() -> None:
         if rank == 0 and picture_every > 0:
-            log.log_summary(learner.global_step, episode_summary(config, learner.act, learner.device))
+            summary = episode_summary(config, learner.act, learner.device)
+            if lifetime is not None:
+                summary.update(lifetime.stats())
+            log.log_summary(learner.global_step, summary)
     with StopSignal() as stop:
         log = RunLog(run.run_dir, config, run.start_step, progress and rank == 0, write=rank == 0)
         try:
@@ -472,6 +478,7 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
                 optimum = MazeOptimumLog(run.envs, learner) if MazeOptimumLog.applies(run.envs, learner) else None
                 core = getattr(run.envs, "core", None)
                 counts_shots = isinstance(getattr(core, "shots", None), torch.Tensor)  # rewards from measurements
+                lifetime = QecLifetimeLog(config, learner) if QecLifetimeLog.applies(run.envs, learner) else None
                 while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
                     stats = learner.learn_iteration()
                     optimizer = getattr(learner, "optimizer", None)
