@@ -55,7 +55,7 @@ MUTANTS ?= \
 	physrl.envs.walker.xǁWalkerCoreǁadvance* \
 	physrl.envs.walker.xǁWalkerTargetCoreǁadvance* \
 	physrl.envs.walker.xǁWalkerTargetCoreǁobserve* \
-	physrl.envs.walker.x_walker_target_optimum* \
+	physrl.agents.reference.walker.x_walker_target_optimum* \
 	physrl.training.checkpoint.x_load_checkpoint* \
 	physrl.training.checkpoint.x_load_policy* \
 	physrl.training.checkpoint.x_restore_agent* \

@@ -200,7 +200,7 @@ def route_features(obs: torch.Tensor, horizon: int, robot_channel: int = 2, wall
 
     Together they trace, per branch, how many chests a walk of a given length collects, counting the
     way back out of dead ends: the quantity a nearest-chest rule ignores. The distances come from
-    the breadth-first relaxation of :func:`physrl.envs.maze.greedy_actions`; a cell's *downstream*
+    the breadth-first relaxation of :func:`physrl.agents.reference.maze.maze_greedy_policy`; a cell's *downstream*
     chest distance (the nearest chest behind it, seen from the robot) is relaxed the same way
     against the neighbours one step farther out. Nothing here is learned; no gradient flows.
     """

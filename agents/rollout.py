@@ -18,8 +18,10 @@ import torch
 
 from physrl.envs.core import VectorEnv
 
-#: ``policy(obs) -> (actions for env.step, tensors to store per step)``.
-Policy = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+#: A policy: a batch of observations (as the vector face returns them) -> a batch of actions.
+Policy = Callable[[torch.Tensor], torch.Tensor]
+#: What :meth:`Rollout.collect` steps with: ``policy(obs) -> (actions for env.step, tensors to store per step)``.
+CollectingPolicy = Callable[[torch.Tensor], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 @dataclass
@@ -81,7 +83,7 @@ class Rollout:
         self.episode_start: torch.Tensor | None = None
         self.finished: tuple[torch.Tensor, torch.Tensor] | None = None
 
-    def collect(self, num_steps: int, policy: Policy) -> Batch:
+    def collect(self, num_steps: int, policy: CollectingPolicy) -> Batch:
         """Step every sub-env ``num_steps`` times with ``policy``; no host synchronisation (unless ``keep_starts``)."""
         if self.obs is None:
             self.obs, _ = self.envs.reset(seed=self.seed)
@@ -175,15 +177,21 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return (x * mask).sum() / mask.sum().clamp(min=1.0)
 
 
-def play_episodes(envs: VectorEnv, policy: Callable[[torch.Tensor], torch.Tensor], obs: torch.Tensor,
+def play_episodes(envs: VectorEnv, policy: Policy, seed: int,
                   on_step: Callable[[], Any] | None = None) -> torch.Tensor:
-    """Return (float64) of the episode that every sub-env has just started with ``obs``, under ``policy``;
-    ``on_step`` (e.g. a progress bar's update) is called after every step."""
+    """Play one episode on every sub-env under ``policy`` and return each episode's return (float64 (B,)).
+
+    The env is reset with ``seed``, so sub-env ``i`` plays the first episode of seed ``seed + i``; the
+    policy's actions (a tensor or anything ``torch.as_tensor`` takes) go to the env's device. ``on_step``
+    (e.g. a progress bar's update) is called after every step. This is the one way physrl scores a
+    policy: ``physrl evaluate``, the challenge and the tests all play through it.
+    """
+    obs, _ = envs.reset(seed=seed)
     total = torch.zeros(envs.num_envs, dtype=torch.float64, device=envs.device)
     running = torch.ones(envs.num_envs, dtype=torch.bool, device=envs.device)
     with torch.no_grad():
         while bool(running.any()):
-            obs, reward, terminated, truncated, _ = envs.step(policy(obs))
+            obs, reward, terminated, truncated, _ = envs.step(torch.as_tensor(policy(obs), device=envs.device))
             total += reward.to(torch.float64) * running
             running &= ~(terminated | truncated)
             if on_step is not None:

@@ -38,7 +38,7 @@ nitpick_ignore_regex = [
                r"|optim|F|dataclasses|enum|types|stable_baselines3|tensorboard|scipy)(\..*)?"),
     (r"py:.*", r"(.*\.)?_[A-Za-z]\w*"),  # private helpers are not in the API reference
     (r"py:.*", r"(Any|Callable|Sequence|Iterable|Iterator|Mapping|ClassVar|Path|Tensor|Generator|Module"
-               r"|Space|Box|Discrete|Parameter|Namespace|ArgumentParser|PolicyFn|Batch|T)"),
+               r"|Space|Box|Discrete|Parameter|Namespace|ArgumentParser|Policy|CollectingPolicy|Batch|T)"),
 ]
 
 html_theme = "alabaster"
@@ -86,7 +86,8 @@ API_PAGES = {
     "api/kernels": ("envs/kernels", ["qubits", "qubit_pairs", "recoverable_information", "oscillator",
                                        "wigner"]),
     "api/agents": ("agents", ["base", "rollout", "schedules", "networks", "tabular_pg", "deep_pg", "q_learning", "dqn",
-                              "student", "baselines", "nelder_mead", "optimal_control", "distributed"]),
+                              "student", "distributed"]),
+    "api/reference": ("agents/reference", ["walker", "maze", "qec", "oscillator", "uniform"]),
     "api/training": ("training", ["train", "checkpoint", "evaluate", "challenge", "bench", "sb3", "demo"]),
 }
 MODULES_MARKER = "<!-- physrl-api-modules -->"

@@ -173,7 +173,7 @@ class OscillatorCore(BatchCore):
         """The kets prepared from the initial state (vacuum, with ECD |g, 0⟩) by action sequences
         ``actions`` (B, T, action size) in env units, without touching the envs' own state.
         Differentiable in ``actions`` (the same kernels as :meth:`apply`; used by the gradient
-        optimal control of :mod:`physrl.agents.optimal_control`)."""
+        optimal control of :func:`physrl.agents.reference.oscillator.optimal_fidelity`)."""
         psi = torch.zeros(actions.shape[0], *self.state_shape, dtype=torch.complex128, device=self.device)
         psi[(slice(None),) + (0,) * len(self.state_shape)] = 1
         for t in range(actions.shape[1]):

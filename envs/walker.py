@@ -1,8 +1,8 @@
 """The random walkers of the policy-gradient lecture (F. Marquardt, *Machine Learning for Physicists*).
 
 :class:`RandomWalkerEnv` (``physrl/RandomWalker-v0``) and :class:`WalkerTargetEnv`
-(``physrl/WalkerTarget-v0``) document the two tasks; their batched cores are here too, with the exact
-optimum of the second.
+(``physrl/WalkerTarget-v0``) document the two tasks; their batched cores are here too. Their optimal
+policies and the exact optimum of the second are in :mod:`physrl.agents.reference.walker`.
 """
 
 from __future__ import annotations
@@ -64,15 +64,6 @@ class WalkerCore(BatchCore):
     def render_rgb(self, i: int) -> np.ndarray:
         """The sites −T … T with the walker (it can reach any of them in T steps)."""
         return line_image(range(-self.max_steps, self.max_steps + 1), int(self.position[i]))
-
-
-def walker_target_optimum(max_steps: int = 20, target_range: int = 10) -> float:
-    """Exact optimal expected return of WalkerTarget: move right until on target, then stay.
-
-    A target at g > 0 is reached at the end of step g and pays on steps g..T; g = 0 pays T times.
-    """
-    totals = [max_steps if g == 0 else max(0, max_steps - g + 1) for g in range(target_range)]
-    return sum(totals) / target_range
 
 
 class WalkerTargetCore(BatchCore):
@@ -176,7 +167,7 @@ class WalkerTargetEnv(SingleEnv):
         The lecture's "second-simplest" example. A target sits at a hidden position g, uniform in
         {0, …, ``target_range`` − 1}; the walker starts at 0, may stay or move right, and observes
         only whether it is on the target. The best policy moves while off the target and stays on
-        it; its expected return is :func:`walker_target_optimum` (16.4 for the defaults).
+        it; its expected return is :func:`~physrl.agents.reference.walker.walker_target_optimum` (16.4 for the defaults).
 
     Action Space:
         ``Discrete(2)``: 0 stays, 1 moves right by one.

@@ -10,12 +10,13 @@ import torch
 from gymnasium import spaces
 
 from physrl.agents import AGENTS, DeepPolicyGradient, TabularPolicyGradient
-from physrl.agents.baselines import (MazeOptimalPolicy, episode_returns, maze_greedy_policy, random_policy, random_walker_optimum,
-                                     walker_target_optimum_policy)
+from physrl.agents.reference.maze import (MazeOptimalPolicy, bfs_distances, maze_greedy_policy, optimal_plan,
+                                          optimal_return)
+from physrl.agents.reference.uniform import random_policy
+from physrl.agents.reference.walker import random_walker_optimum, walker_target_optimum, walker_target_optimum_policy
 from physrl.agents.networks import ActionMapNet, GaussianHead, ValuePropagationNet, build_network
-from physrl.agents.rollout import Rollout, discounted_returns, gae
-from physrl.envs.maze import MOVES, MazeLayout, bfs_distances, optimal_plan, optimal_return
-from physrl.envs.walker import walker_target_optimum
+from physrl.agents.rollout import Rollout, discounted_returns, gae, play_episodes
+from physrl.envs.maze import MOVES, MazeLayout
 
 
 def test_rollout_masks_the_autoreset_step_and_counts_episodes():
@@ -284,18 +285,18 @@ def test_maze_baselines_on_the_challenge():
     envs = gym.make_vec("physrl/TreasureMazeChallenge-v0", num_envs=20)
     envs.reset(seed=7)
     optimum = np.mean([optimal_return(envs.core.layout(i), 40) for i in range(20)])
-    optimal = episode_returns(envs, MazeOptimalPolicy(40), seed=7).mean().item()
-    greedy = episode_returns(envs, maze_greedy_policy, seed=7).mean().item()
-    rand = episode_returns(envs, random_policy(envs.single_action_space), seed=7).mean().item()
+    optimal = play_episodes(envs, MazeOptimalPolicy(40), seed=7).mean().item()
+    greedy = play_episodes(envs, maze_greedy_policy, seed=7).mean().item()
+    rand = play_episodes(envs, random_policy(envs.single_action_space), seed=7).mean().item()
     assert optimal == pytest.approx(optimum)
     assert rand < greedy <= optimal
 
 
 def test_walker_optimum_policies():
     walker = gym.make_vec("physrl/RandomWalker-v0", num_envs=8)
-    assert episode_returns(walker, random_walker_optimum, seed=0).tolist() == [20.0] * 8
+    assert play_episodes(walker, random_walker_optimum, seed=0).tolist() == [20.0] * 8
     target = gym.make_vec("physrl/WalkerTarget-v0", num_envs=4000)
-    mean = episode_returns(target, walker_target_optimum_policy, seed=0).mean().item()
+    mean = play_episodes(target, walker_target_optimum_policy, seed=0).mean().item()
     assert abs(mean - walker_target_optimum()) < 0.3
 
 

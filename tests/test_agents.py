@@ -7,9 +7,10 @@ import pytest
 import torch
 
 from physrl.agents import AGENTS, DQN, DeepPolicyGradient, QLearning, TabularPolicyGradient
-from physrl.agents.baselines import episode_returns, random_policy
-from physrl.envs.maze import optimal_return
-from physrl.envs.walker import walker_target_optimum
+from physrl.agents.reference.maze import optimal_return
+from physrl.agents.reference.uniform import random_policy
+from physrl.agents.reference.walker import walker_target_optimum
+from physrl.agents.rollout import play_episodes
 
 FIXED_MAZE = dict(fixed_maze=True, start=(1, 1), obs_mode="position", delete_chests=False, max_steps=40)
 
@@ -54,7 +55,7 @@ def test_walker_target_tabular_pg():
     agent = TabularPolicyGradient(envs, seed=0, learning_rate=0.1, baseline="running_mean")
     for _ in range(60):
         agent.learn_iteration()
-    returns = episode_returns(gym.make_vec("physrl/WalkerTarget-v0", num_envs=1000),
+    returns = play_episodes(gym.make_vec("physrl/WalkerTarget-v0", num_envs=1000),
                               lambda obs: agent.act(obs, deterministic=False), seed=10**6)
     assert returns.mean() >= 13
     assert walker_target_optimum() == pytest.approx(16.4)
@@ -79,7 +80,7 @@ def test_tabular_agents_on_fixed_11x11_maze(agent_class, hyperparameters, iterat
     agent = agent_class(envs, seed=0, **hyperparameters)
     for _ in range(iterations):
         agent.learn_iteration()
-    returns = episode_returns(gym.make_vec("physrl/TreasureMaze-v0", num_envs=1, **kwargs), agent.act, seed=0)
+    returns = play_episodes(gym.make_vec("physrl/TreasureMaze-v0", num_envs=1, **kwargs), agent.act, seed=0)
     assert returns.mean() >= 0.9 * optimum
 
 
@@ -91,7 +92,7 @@ def test_dqn_on_fixed_7x7_maze():
     agent = DQN(envs, seed=0, exploration_steps=20_000, learning_starts=1_000)
     for _ in range(600):
         agent.learn_iteration()
-    returns = episode_returns(gym.make_vec("physrl/TreasureMaze-v0", num_envs=1, **kwargs), agent.act, seed=0)
+    returns = play_episodes(gym.make_vec("physrl/TreasureMaze-v0", num_envs=1, **kwargs), agent.act, seed=0)
     assert returns.mean() >= 0.9 * optimum
 
 
@@ -103,6 +104,6 @@ def test_deep_pg_beats_random_on_small_random_mazes():
     for _ in range(30):
         agent.learn_iteration()
     held_out = gym.make_vec("physrl/TreasureMaze-v0", num_envs=500, **kwargs)
-    random_mean = episode_returns(held_out, random_policy(envs.single_action_space), seed=10**6).mean()
-    trained_mean = episode_returns(held_out, agent.act, seed=10**6).mean()
+    random_mean = play_episodes(held_out, random_policy(envs.single_action_space), seed=10**6).mean()
+    trained_mean = play_episodes(held_out, agent.act, seed=10**6).mean()
     assert trained_mean >= random_mean + 0.7  # measured: 1.53 vs 0.53 (at most 3 chests)

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from physrl.envs.maze import MazeCore, greedy_actions, optimal_return
+from physrl.agents.reference.maze import maze_greedy_policy, optimal_return
+from physrl.envs.maze import MazeCore
 from physrl.training import challenge
 from physrl.training.challenge import (CHALLENGE_ENV, EVAL_DOMAIN, EVAL_SIZE, builtin_submission, evaluate,
                                        evaluation_envs, evaluation_optima, maze_digests)
@@ -112,7 +113,7 @@ def play_single(policy, maze: int) -> float:
 
 def test_greedy_reference_matches_the_greedy_planner_played_maze_by_maze():
     result, returns, optima = evaluate(builtin_submission("greedy"), count=16)
-    expected = [play_single(greedy_actions, i) for i in range(16)]
+    expected = [play_single(maze_greedy_policy, i) for i in range(16)]
     np.testing.assert_array_equal(returns, expected)
     assert np.all(returns <= optima)
     assert result["score"] == pytest.approx(np.mean(expected) / np.mean(optima))

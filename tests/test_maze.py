@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 import torch
 
-from physrl.envs.maze import MOVES, MazeLayout, bfs_distances, free_cell_count, greedy_actions, optimal_return
+from physrl.agents.reference.maze import bfs_distances, maze_greedy_policy, optimal_return
+from physrl.envs.maze import MOVES, MazeLayout, free_cell_count
 
 
 def corridor(length: int) -> np.ndarray:
@@ -94,7 +95,7 @@ def test_greedy_never_beats_the_optimum_on_500_mazes():
     total = torch.zeros(500)
     finished = torch.zeros(500, dtype=torch.bool)
     for _ in range(40):
-        obs, reward, terminated, truncated, _ = envs.step(greedy_actions(obs))
+        obs, reward, terminated, truncated, _ = envs.step(maze_greedy_policy(obs))
         total += reward * ~finished
         finished |= terminated | truncated
     assert bool(finished.all())

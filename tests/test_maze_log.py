@@ -6,7 +6,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from physrl.agents.baselines import MazeOptimalPolicy, maze_greedy_policy
+from physrl.agents.reference.maze import MazeOptimalPolicy, maze_greedy_policy
 from physrl.agents.rollout import Rollout
 from physrl.training.maze_log import MazeOptimumLog
 

@@ -1,5 +1,5 @@
 """The oscillator's reference solvers: gradient optimal control through the env's own kernels
-(physrl.agents.optimal_control) and Nelder–Mead (physrl.agents.nelder_mead)."""
+and Nelder–Mead (physrl.agents.reference.oscillator)."""
 
 import math
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from physrl.agents.nelder_mead import nelder_mead_fidelity, sequence_fidelity
-from physrl.agents.optimal_control import actions_from_parameters, optimal_fidelity, sequence_infidelity
+from physrl.agents.reference.oscillator import (actions_from_parameters, nelder_mead_fidelity, optimal_fidelity,
+                                               sequence_fidelity, sequence_infidelity)
 from physrl.envs.oscillator import OscillatorCore
 
 ENV_ID = "physrl/OscillatorStatePrep-v0"

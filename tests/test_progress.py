@@ -1,6 +1,6 @@
 """Long commands show a progress bar on stderr (tqdm), and nothing of it on stdout."""
 
-from physrl.agents.baselines import maze_greedy_policy
+from physrl.agents.reference.maze import maze_greedy_policy
 from physrl.training import train
 from physrl.training.challenge import play
 from physrl.training.cli import main

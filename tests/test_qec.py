@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 import torch
 
+from physrl.agents.reference.qec import (HAND_WRITTEN_CODES, RepetitionCodePolicy, ScheduledPolicy, effective_lifetime,
+                                        idle_policy)
 from physrl.envs.kernels import recoverable_information as R
-from physrl.envs.qec import (HAND_WRITTEN_CODES, QubitErrorCorrectionVectorEnv, RepetitionCodePolicy,
-                             ScheduledPolicy, effective_lifetime, idle_policy, step_reward)
+from physrl.envs.qec import QubitErrorCorrectionVectorEnv, step_reward
 
 ENV_ID = "physrl/QubitErrorCorrection-v0"
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from physrl.envs.qec import effective_lifetime
+from physrl.agents.reference.qec import effective_lifetime
 from physrl.training import load_policy, train
 from physrl.training.qec_results import export_result
 

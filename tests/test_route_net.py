@@ -7,7 +7,8 @@ import torch
 from gymnasium import spaces
 
 from physrl.agents.networks import RouteNet, build_network, route_features
-from physrl.envs.maze import MOVES, bfs_distances
+from physrl.agents.reference.maze import bfs_distances
+from physrl.envs.maze import MOVES
 
 
 def brute_force_features(walls: np.ndarray, chests: list[tuple[int, int]], robot: tuple[int, int],

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from physrl.agents import AGENTS, QECStudent
-from physrl.agents.baselines import episode_returns
+from physrl.agents.rollout import play_episodes
 from physrl.training import load_policy, train
 from physrl.training.checkpoint import load_checkpoint
 from physrl.training.teacher import attach_teacher
@@ -28,8 +28,8 @@ def test_student_imitates_its_teacher(teacher):
     stats = [student.learn_iteration() for _ in range(15)]
     assert stats[-1]["losses/imitation"] < 0.5 * stats[0]["losses/imitation"]
     teacher_policy = load_policy(teacher)
-    reference = episode_returns(gym.make_vec(QEC, num_envs=64, obs_mode="state", **SMALL), teacher_policy, seed=10**6)
-    imitated = episode_returns(gym.make_vec(QEC, num_envs=64, **SMALL), student.act, seed=10**6)
+    reference = play_episodes(gym.make_vec(QEC, num_envs=64, obs_mode="state", **SMALL), teacher_policy, seed=10**6)
+    imitated = play_episodes(gym.make_vec(QEC, num_envs=64, **SMALL), student.act, seed=10**6)
     assert float(imitated.mean()) >= float(reference.mean()) - 0.2 * abs(float(reference.mean()))
 
 

@@ -19,7 +19,7 @@ from physrl.agents.dqn import ReplayBuffer
 from physrl.agents.q_learning import epsilon_greedy
 from physrl.agents.schedules import linear_schedule
 from physrl.agents.rollout import Batch, Rollout, discounted_returns, gae
-from physrl.envs.walker import walker_target_optimum
+from physrl.agents.reference.walker import walker_target_optimum
 
 WALKER = "physrl/RandomWalker-v0"
 

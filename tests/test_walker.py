@@ -4,7 +4,7 @@ import gymnasium as gym
 import pytest
 import torch
 
-from physrl.envs.walker import walker_target_optimum
+from physrl.agents.reference.walker import walker_target_optimum
 
 
 def run_stateless(env_id: str, num_envs: int, plus_probability: float, seed: int = 0) -> torch.Tensor:

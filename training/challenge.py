@@ -2,7 +2,7 @@
 
 A submission plays ``physrl/TreasureMazeChallenge-v0`` (15×15 mazes, 10 chests deleted when picked
 up, 40 steps) on a fixed evaluation set of :data:`EVAL_SIZE` mazes. Its score is its mean return
-divided by the mean exact optimum (:func:`physrl.envs.maze.optimal_return`) of the same mazes, so
+divided by the mean exact optimum (:func:`physrl.agents.reference.maze.optimal_return`) of the same mazes, so
 the exact optimum scores 1.0 by definition.
 
 **Held-out mazes.** Every random stream of a physrl env is keyed by (seed, episode, domain), see
@@ -15,7 +15,7 @@ optima :data:`EVAL_OPTIMA` always belong to the mazes that are played.
 
 **Submissions.** A checkpoint written by ``physrl train`` (loaded only through
 :func:`physrl.training.checkpoint.load_policy`, which never unpickles code), ``builtin:NAME`` for the reference
-policies (:data:`BUILTINS`, from :mod:`physrl.agents.baselines`), or ``--policy module:function`` for a Python callable that maps a batch
+policies (:data:`BUILTINS`, from :mod:`physrl.agents.reference`), or ``--policy module:function`` for a Python callable that maps a batch
 of observations (float tensor (B, 3, 15, 15): walls, chests, robot) to a batch of actions in 0..4.
 """
 
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -43,10 +43,9 @@ import torch
 from tqdm import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
-from physrl.agents.rollout import play_episodes
-from physrl.envs.maze import optimal_return
-
-Policy = Callable[[torch.Tensor], Any]
+from physrl.agents.reference.maze import MazeOptimalPolicy, maze_greedy_policy, optimal_return
+from physrl.agents.reference.uniform import random_policy
+from physrl.agents.rollout import Policy, play_episodes
 
 CHALLENGE_ENV = "physrl/TreasureMazeChallenge-v0"
 #: Random-stream domain of the evaluation mazes; training envs use domain 0.
@@ -126,12 +125,11 @@ def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "c
          progress: bool = False) -> np.ndarray:
     """Return of ``policy`` on each of the first ``count`` evaluation mazes (one episode each), with a
     progress bar over the episode's steps when ``progress``."""
-    envs, obs = evaluation_envs(count, device)
+    envs = evaluation_envs(count, device)[0]
     try:
         with tqdm(total=envs.core.max_steps, desc=f"playing {count} mazes", unit="step", disable=not progress,
                   leave=False) as bar:
-            returns = play_episodes(envs, lambda batch: torch.as_tensor(policy(batch), device=envs.device), obs,
-                                    bar.update)
+            returns = play_episodes(envs, policy, seed=0, on_step=bar.update)  # the same mazes again
     except (TypeError, ValueError) as error:
         raise ValueError(f"the policy must return {count} integer actions in 0..4 "
                          f"(a tensor of shape ({count},)): {error}") from None
@@ -139,9 +137,7 @@ def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "c
 
 
 def builtin_submission(name: str) -> Submission:
-    """``builtin:NAME`` reference submissions (:mod:`physrl.agents.baselines`)."""
-    from physrl.agents.baselines import MazeOptimalPolicy, maze_greedy_policy, random_policy
-
+    """``builtin:NAME`` reference submissions (:mod:`physrl.agents.reference`)."""
     if name not in BUILTINS:
         raise ValueError(f"builtin submission must be one of {['builtin:' + n for n in BUILTINS]}, "
                          f"got 'builtin:{name}'")

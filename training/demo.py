@@ -14,7 +14,8 @@ import numpy as np
 import torch
 from matplotlib import image
 
-from physrl.training.challenge import (CHALLENGE_ENV, Policy, builtin_submission, checkpoint_submission, evaluate,
+from physrl.agents.rollout import Policy
+from physrl.training.challenge import (CHALLENGE_ENV, builtin_submission, checkpoint_submission, evaluate,
                                        evaluation_envs)
 from physrl.training.train import train
 

@@ -2,7 +2,8 @@
 
 Episode ``j`` is the first episode of a sub-env seeded with ``seed + j``, so every checkpoint evaluated
 with the same seed meets the same episodes (on maze envs: the same mazes). On maze envs the exact
-optimum of those mazes (:func:`physrl.envs.maze.optimal_return`) and the ratio of the means are reported too.
+optimum of those mazes (:func:`physrl.agents.reference.maze.optimal_return`) and the ratio of the means
+are reported too.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from physrl.agents.reference.maze import optimal_return
 from physrl.agents.rollout import play_episodes
+from physrl.envs.maze import MazeCore
 from physrl.envs.validation import check_int
-from physrl.envs.maze import MazeCore, optimal_return
 from physrl.training.checkpoint import load_policy, make_envs
 
 #: default evaluation seed, far from the seeds 0, 1, ... that training runs use
@@ -52,13 +54,13 @@ def evaluate(checkpoint: str | Path, episodes: int = 100, seed: int = EVAL_SEED,
     for start in range(0, episodes, CHUNK):
         count = min(CHUNK, episodes - start)
         envs = make_envs(policy.config, count, device)
-        observations, _ = envs.reset(seed=seed + start)
         core = getattr(envs.unwrapped, "core", None)
-        if isinstance(core, MazeCore):
+        if isinstance(core, MazeCore):  # the mazes that the same seeds draw below
+            envs.reset(seed=seed + start)
             optima.extend(float(optimal_return(core.layout(i), core.max_steps, core.delete_chests))
                           for i in tqdm(range(count), desc="exact optima", unit="maze", disable=not progress,
                                         leave=False))
-        returns.extend(play_episodes(envs, policy, observations).tolist())
+        returns.extend(play_episodes(envs, policy, seed + start).tolist())
         bar.update(count)
         envs.close()
     bar.close()

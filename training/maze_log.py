@@ -1,7 +1,7 @@
 """``charts/optimum_ratio`` during ``physrl train`` on the treasure maze: return over the exact optimum.
 
 For a sample of the episodes that end in each iteration (the first ``per_iteration``), the exact
-optimum of the maze actually played (:func:`physrl.envs.maze.optimal_return`, about 10 ms a maze)
+optimum of the maze actually played (:func:`physrl.agents.reference.maze.optimal_return`, about 10 ms a maze)
 is computed from the episode's first observation; the chart is the summed return over the summed
 optimum of the last ``window`` sampled episodes, the challenge's score on the training mazes.
 """
@@ -13,7 +13,8 @@ from typing import Any
 
 import torch
 
-from physrl.envs.maze import MazeCore, MazeLayout, optimal_return
+from physrl.agents.reference.maze import optimal_return
+from physrl.envs.maze import MazeCore, MazeLayout
 
 
 class MazeOptimumLog:
@@ -26,7 +27,7 @@ class MazeOptimumLog:
 
     @classmethod
     def applies(cls, envs: Any, learner: Any) -> bool:
-        """True for one of our learners on a maze whose optimum :func:`~physrl.envs.maze.optimal_return` gives (image observations,
+        """True for one of our learners on a maze whose optimum :func:`~physrl.agents.reference.maze.optimal_return` gives (image observations,
         chests deleted when collected, no wall penalty)."""
         core = getattr(envs, "core", None)
         return (isinstance(core, MazeCore) and core.obs_mode == "image" and core.delete_chests

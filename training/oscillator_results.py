@@ -2,8 +2,8 @@
 
 The file holds the mean (deterministic) policy's T actions in the env's own units [−1, 1], their
 exact fidelity, the single-shot measurements the training used, and the gradient optimal-control
-fidelity for the same target and settings (:mod:`physrl.agents.optimal_control`) with its actions,
-so that both figures are re-derived by replaying the actions through
+fidelity for the same target and settings (:func:`physrl.agents.reference.oscillator.optimal_fidelity`)
+with its actions, so that both figures are re-derived by replaying the actions through
 ``gym.make(env_id, **env_kwargs, reward_mode="fidelity")``::
 
     python -m physrl.training.oscillator_results RUN_DIR results/oscillator/fock-3.json \\
@@ -21,7 +21,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from physrl.agents.optimal_control import optimal_fidelity
+from physrl.agents.reference.oscillator import optimal_fidelity
 from physrl.training.checkpoint import load_checkpoint, load_policy, source_commit
 
 #: env steps per single-shot measurement: T = 5 control steps and the vector face's autoreset step

@@ -3,7 +3,7 @@
 The checkpoint keeps only the policy (:func:`~physrl.training.checkpoint.export_policy`), so that
 ``load_policy("results/qec/teacher.pt", deterministic=True)`` rebuilds it; the JSON holds the run's
 ``env_kwargs`` (obs_mode, action_memory and the device), T_eff/T_dec of the greedy and the sampled
-policy with their errors (:func:`physrl.envs.qec.effective_lifetime`, Fösel et al., PRX 8, 031084 (2018)),
+policy with their errors (:func:`physrl.agents.reference.qec.effective_lifetime`, Fösel et al., PRX 8, 031084 (2018)),
 ``seed``, ``env_steps``, ``command`` and ``commit``::
 
     python -m physrl.training.qec_results RUN_DIR results/qec/teacher.pt \\
@@ -20,7 +20,8 @@ from typing import Any
 import matplotlib.pyplot as plt
 import torch
 
-from physrl.envs.qec import QubitErrorCorrectionVectorEnv, effective_lifetime
+from physrl.agents.reference.qec import effective_lifetime
+from physrl.envs.qec import QubitErrorCorrectionVectorEnv
 from physrl.training.checkpoint import export_policy, load_checkpoint, load_policy, source_commit
 
 
@@ -64,7 +65,7 @@ def export_result(run_dir: str | Path, path: str | Path, command: str, num_envs:
         "hyperparameters": config["hyperparameters"],
         "t_eff_over_t_dec": {"greedy": greedy, "greedy_error": greedy_error,
                              "sampled": sampled, "sampled_error": sampled_error},
-        "estimator": {"function": "physrl.envs.qec.effective_lifetime", "num_envs": num_envs, "seed": seed,
+        "estimator": {"function": "physrl.agents.reference.qec.effective_lifetime", "num_envs": num_envs, "seed": seed,
                       "steps": config["env_kwargs"].get("max_steps", 200)},
         "greedy_circuit": circuit,
         "seed": config["seed"], "env_steps": int(checkpoint["global_step"]), "command": command, "commit": commit,

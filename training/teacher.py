@@ -19,9 +19,9 @@ def attach_teacher(learner: Any) -> Any:
     """Load the teacher checkpoint named by a :class:`~physrl.agents.student.QECStudent`'s ``teacher`` into it when imitation lies
     ahead and one is named (a student without one refuses to start by itself); other learners are left as
     they are. Returns ``learner``."""
-    if not isinstance(learner, QECStudent) or not learner.needs_teacher() or not learner.hyperparameters["teacher"]:
+    path = learner.hyperparameters["teacher"] if isinstance(learner, QECStudent) else ""
+    if not path or not learner.needs_teacher():
         return learner
-    path = learner.hyperparameters["teacher"]
     view = load_checkpoint(path, QEC)["config"]["env_kwargs"].get("obs_mode", "measurements")
     try:
         expected = learner.teacher_spaces(view)
