@@ -121,7 +121,7 @@ def test_explained_variance_of_perfect_constant_and_masked_critics():
 def test_qec_run_logs_recoverable_information_and_the_greedy_lifetime(tmp_path):
     """On the qubit memory each picture brings R_Q at the end of the greedy episode and T_eff/T_dec of the
     greedy policy over 256 episodes, both as the final policy gives them from its checkpoint."""
-    from physrl.envs.qec import effective_lifetime
+    from physrl.agents.reference.qec import effective_lifetime
 
     env_kwargs = {"n_qubits": 3, "max_steps": 16, "obs_mode": "pairs", "action_memory": 2}
     run_dir = train("physrl/QubitErrorCorrection-v0", "deep-pg", num_envs=8, total_steps=8 * 16 * 2,

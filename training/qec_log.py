@@ -3,7 +3,7 @@
 Each time the run logs its greedy episode picture (``--picture-every``; the qubit core adds that
 episode's final R_Q as ``charts/recoverable_information``), the greedy policy also plays
 ``num_envs`` episodes with seeds 0 … num_envs − 1 (the first episodes of the shipped estimates) and
-the run logs their T_eff/T_dec by :func:`physrl.envs.qec.effective_lifetime`, the estimator of the
+the run logs their T_eff/T_dec by :func:`physrl.agents.reference.qec.effective_lifetime`, the estimator of the
 results page (Fösel et al., PRX 8, 031084 (2018)). Greedy actions draw no random numbers, so the
 training run is the same with or without it.
 """
@@ -14,7 +14,8 @@ import math
 from typing import Any
 
 from physrl.agents.student import QECStudent
-from physrl.envs.qec import QubitCore, effective_lifetime
+from physrl.agents.reference.qec import effective_lifetime
+from physrl.envs.qec import QubitCore
 
 
 class QecLifetimeLog:
