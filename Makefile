@@ -66,7 +66,7 @@ MUTANTS ?= \
 	physrl.envs.core.xǁBatchCoreǁstep* \
 	physrl.envs.core.xǁBatchCoreǁcheck_actions* \
 	physrl.envs.core.xǁVectorEnvǁstep* \
-	physrl.training.challenge.x_evaluate* \
+	physrl.training.challenge.x_score_submission* \
 	physrl.training.challenge.x_play*
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutate]"

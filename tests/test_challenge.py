@@ -10,7 +10,7 @@ import torch
 from physrl.agents.reference.maze import maze_greedy_policy, optimal_return
 from physrl.envs.maze import MazeCore
 from physrl.training import challenge
-from physrl.training.challenge import (CHALLENGE_ENV, EVAL_DOMAIN, EVAL_SIZE, builtin_submission, evaluate,
+from physrl.training.challenge import (CHALLENGE_ENV, EVAL_DOMAIN, EVAL_SIZE, builtin_submission, score_submission,
                                        evaluation_envs, evaluation_optima, maze_digests)
 from physrl.training import train
 from physrl.training.checkpoint import save_checkpoint, space_spec
@@ -87,7 +87,7 @@ def test_physrl_train_never_draws_an_evaluation_maze(tmp_path, monkeypatch, caps
     assert len(seen) > 3 * 250
     assert not seen & evaluation
     run_dir = pathlib.Path(capsys.readouterr().out.split()[-1])
-    result, returns, _ = evaluate(challenge.checkpoint_submission(str(run_dir), "cpu"), count=20)
+    result, returns, _ = score_submission(challenge.checkpoint_submission(str(run_dir), "cpu"), count=20)
     assert result["agent"] == "deep-pg" and result["env_steps"] == TRAIN_STEPS and len(returns) == 20
     assert result["training_command"].startswith(f"physrl train --env {CHALLENGE_ENV} --agent deep-pg --seed 999")
 
@@ -112,7 +112,7 @@ def play_single(policy, maze: int) -> float:
 
 
 def test_greedy_reference_matches_the_greedy_planner_played_maze_by_maze():
-    result, returns, optima = evaluate(builtin_submission("greedy"), count=16)
+    result, returns, optima = score_submission(builtin_submission("greedy"), count=16)
     expected = [play_single(maze_greedy_policy, i) for i in range(16)]
     np.testing.assert_array_equal(returns, expected)
     assert np.all(returns <= optima)
@@ -121,15 +121,15 @@ def test_greedy_reference_matches_the_greedy_planner_played_maze_by_maze():
 
 def test_optimum_reference_plays_the_exact_optimum_and_scores_one():
     core = evaluation_envs(30)[0].core
-    result, returns, optima = evaluate(builtin_submission("optimum"), count=30)
+    result, returns, optima = score_submission(builtin_submission("optimum"), count=30)
     np.testing.assert_array_equal(returns, [optimal_return(core.layout(i), 40) for i in range(30)])
     np.testing.assert_array_equal(returns, optima)
     assert result["score"] == 1.0 and result["score_stderr"] == 0.0
 
 
 def test_random_reference_is_reproducible_and_far_below_greedy():
-    first, returns, _ = evaluate(builtin_submission("random"), count=200)
-    second, again, _ = evaluate(builtin_submission("random"), count=200)
+    first, returns, _ = score_submission(builtin_submission("random"), count=200)
+    second, again, _ = score_submission(builtin_submission("random"), count=200)
     np.testing.assert_array_equal(returns, again)
     assert 0 < first["score"] < 0.2
 
@@ -263,7 +263,7 @@ def test_policy_returning_bad_actions_is_refused_clearly():
 
 def test_leaderboard_sorts_by_score_and_skips_foreign_files(tmp_path, capsys):
     for name in ("random", "optimum"):
-        challenge.write_result(*evaluate(builtin_submission(name), count=50), tmp_path)
+        challenge.write_result(*score_submission(builtin_submission(name), count=50), tmp_path)
     (tmp_path / "notes.json").write_text('{"hello": 1}')
     assert main(["challenge", "leaderboard", str(tmp_path)]) == 0
     captured = capsys.readouterr()
@@ -280,5 +280,5 @@ def test_repository_leaderboard_is_current_and_reproducible():
         assert result["evaluation_set"] == EVALUATION_SET_HASH and result["mazes"] == EVAL_SIZE
         assert result["command"].startswith("physrl challenge evaluate ")
     assert results["optimum"]["score"] == 1.0
-    assert results["random"]["mean_return"] == pytest.approx(evaluate(builtin_submission("random"))[0]["mean_return"])
+    assert results["random"]["mean_return"] == pytest.approx(score_submission(builtin_submission("random"))[0]["mean_return"])
     assert results["random"]["score"] < results["greedy"]["score"] < 1.0

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 
-from physrl.training.challenge import builtin_submission, evaluate, evaluate_command
+from physrl.training.challenge import builtin_submission, score_submission, evaluate_command
 
 
 @pytest.mark.parametrize("name", ["greedy", "random"])
 def test_score_and_standard_errors_follow_from_the_returns(name):
-    result, returns, optima = evaluate(builtin_submission(name), count=8)
+    result, returns, optima = score_submission(builtin_submission(name), count=8)
     assert returns.shape == optima.shape == (8,)
     ratio = returns.mean() / optima.mean()
     assert result["score"] == pytest.approx(ratio)
@@ -25,7 +25,7 @@ def test_score_and_standard_errors_follow_from_the_returns(name):
 
 
 def test_a_single_maze_has_no_standard_error():
-    result, _, _ = evaluate(builtin_submission("greedy"), count=1)
+    result, _, _ = score_submission(builtin_submission("greedy"), count=1)
     assert result["stderr"] == 0.0 and result["score_stderr"] == 0.0
 
 
@@ -42,5 +42,5 @@ def test_the_recorded_evaluation_command_reproduces_the_arguments():
 
 
 def test_two_mazes_have_a_standard_error():
-    result, returns, _ = evaluate(builtin_submission("random"), count=2)
+    result, returns, _ = score_submission(builtin_submission("random"), count=2)
     assert result["stderr"] == pytest.approx(np.std(returns, ddof=1) / math.sqrt(2))

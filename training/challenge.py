@@ -181,7 +181,7 @@ def python_submission(spec: str) -> Submission:
     return Submission(spec, f"python callable {spec}", function)
 
 
-def evaluate(submission: Submission, device: torch.device | str = "cpu", count: int = EVAL_SIZE,
+def score_submission(submission: Submission, device: torch.device | str = "cpu", count: int = EVAL_SIZE,
              progress: bool = False) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
     """Score ``submission`` on the first ``count`` evaluation mazes: (result, returns, optima).
 
@@ -284,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
         submission = load_submission(args.submission, args.policy, args.device)
         if args.name:
             submission.name = args.name
-        result, returns, optima = evaluate(submission, args.device, progress=True)
+        result, returns, optima = score_submission(submission, args.device, progress=True)
     except (ValueError, RuntimeError) as error:
         print(f"physrl challenge: error: {error}", file=sys.stderr)
         return 2

@@ -112,7 +112,7 @@ def describe(value: Any) -> str:
     return f"Box({bound(value['low'])}, {bound(value['high'])}, {tuple(value['shape'])}, {value['dtype']})"
 
 
-class Policy:
+class LoadedPolicy:
     """A loaded policy: ``policy(obs)`` maps a batch of observations (torch tensor, as the vector face
     returns them) to a batch of actions on the same device. ``config`` is the run's configuration."""
 
@@ -135,7 +135,7 @@ class Policy:
             return self._act(observations)
 
     def __repr__(self) -> str:
-        return (f"Policy(env_id={self.config['env_id']!r}, agent={self.config['agent']!r}, "
+        return (f"LoadedPolicy(env_id={self.config['env_id']!r}, agent={self.config['agent']!r}, "
                 f"global_step={self.global_step}, device={str(self.device)!r})")
 
 
@@ -191,10 +191,11 @@ def source_commit() -> str:
 
 def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str = "cpu", *,
                 deterministic: bool = True, env_id: str | None = None,
-                observation_space: spaces.Space | None = None, action_space: spaces.Space | None = None) -> Policy:
+                observation_space: spaces.Space | None = None,
+                action_space: spaces.Space | None = None) -> LoadedPolicy:
     """Load the policy of a checkpoint (file or run folder) onto ``device``.
 
-    The returned :class:`Policy` maps a batch of observations to a batch of actions, greedy
+    The returned :class:`LoadedPolicy` maps a batch of observations to a batch of actions, greedy
     (``deterministic=True``, the default) or sampled. ``env_id``, ``observation_space`` and
     ``action_space``, when given, must match the checkpoint (see :func:`load_checkpoint`).
     Works for our agents and the ``sb3-*`` references alike.
@@ -215,4 +216,4 @@ def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str =
 
         def act(observations: torch.Tensor) -> torch.Tensor:
             return agent.act(observations, deterministic=deterministic)
-    return Policy(act, config, checkpoint["global_step"], device)
+    return LoadedPolicy(act, config, checkpoint["global_step"], device)

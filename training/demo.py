@@ -15,7 +15,7 @@ import torch
 from matplotlib import image
 
 from physrl.agents.rollout import Policy
-from physrl.training.challenge import (CHALLENGE_ENV, builtin_submission, checkpoint_submission, evaluate,
+from physrl.training.challenge import (CHALLENGE_ENV, builtin_submission, checkpoint_submission, score_submission,
                                        evaluation_envs)
 from physrl.training.train import train
 
@@ -49,7 +49,7 @@ def main() -> None:
     print(f"\nMean return on the first {HELD_OUT} mazes of the challenge's evaluation set (never used in training):\n")
     print("| policy | mean return ± s.e. | ratio to optimum |\n|---|---|---|")
     for submission in submissions:
-        result, returns, _ = evaluate(submission, count=HELD_OUT)
+        result, returns, _ = score_submission(submission, count=HELD_OUT)
         if submission is trained:
             best = int(np.argmax(returns))
         label = f"deep-pg, {trained.env_steps:,} steps" if submission is trained else submission.name
