@@ -62,7 +62,7 @@ class Rollout:
     :meth:`collect` ``finished`` holds the first observation and the return of every episode that
     ended in it (for physics metrics of the episodes played, such as the maze's exact optimum; it
     costs one host synchronisation per batch). Its ``state_dict`` includes the env's
-    own state (every tensor of its batched core and random streams), so that a resumed run continues
+    own state (the declared state tensors of its batched core and its random streams), so that a resumed run continues
     exactly where the saved one stopped.
     """
 

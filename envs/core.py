@@ -27,15 +27,20 @@ from physrl.envs.validation import check_choice, check_int
 class BatchCore(ABC):
     """Batched physics of one environment: all state has a leading batch dimension ``num_envs``.
 
-    Subclasses set ``single_observation_space`` and ``single_action_space`` in ``__init__`` and
-    implement :meth:`reset_envs`, :meth:`observe` and :meth:`advance`. Randomness comes only from
-    ``self.rng`` (one independent stream per sub-env); the horizon ``max_steps`` is enforced here
-    as truncation.
+    Subclasses set ``single_observation_space`` and ``single_action_space`` in ``__init__``, name
+    their state tensors in :attr:`state_names`, and implement :meth:`reset_envs`, :meth:`observe` and
+    :meth:`advance`. Randomness comes only from ``self.rng`` (one independent stream per sub-env); the
+    horizon ``max_steps`` is enforced here as truncation.
     """
 
     render_modes: ClassVar[tuple[str, ...]] = ("ansi",)
     single_observation_space: spaces.Space
     single_action_space: spaces.Space
+    #: The names of the core's state tensors besides ``elapsed``: what changes as the sub-envs step
+    #: and reset, and all that :meth:`VectorEnv.state_dict` saves of the core (with the random streams).
+    #: Everything else is a constant of the options. A core whose state depends on its options
+    #: overrides it with a property.
+    state_names: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, num_envs: int, device: torch.device | str, max_steps: int) -> None:
         self.num_envs = check_int("num_envs", num_envs, 1)
@@ -80,6 +85,10 @@ class BatchCore(ABC):
         if "rgb_array" not in self.render_modes:
             return {}
         return {"images/episode": frame_strip(frames) if frames else self.render_rgb(i)}
+
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The state: ``elapsed`` and the tensors named in :attr:`state_names`, by name (not copies)."""
+        return {name: getattr(self, name) for name in ("elapsed", *self.state_names)}
 
     def reset(self, index: torch.Tensor, seeds: torch.Tensor | None = None) -> None:
         """Start a new episode in the sub-envs of ``index``, reseeding them when ``seeds`` is given."""
@@ -436,24 +445,33 @@ class VectorEnv(gym.vector.VectorEnv):
         setattr(self.core, name, values[0])
 
     def state_dict(self) -> dict[str, Any]:
-        """Every tensor of the core and its random streams, and the autoreset flags: enough to
-        continue exactly (used by checkpoints). A core keeps all of its state as tensor attributes."""
+        """The core's declared state tensors (:meth:`BatchCore.state_tensors`), its random streams and
+        the autoreset flags: enough to continue exactly (used by checkpoints)."""
         return {"num_envs": self.num_envs, "started": self._started, "autoreset": self._autoreset.clone(),
-                "core": {k: v.clone() for k, v in vars(self.core).items() if isinstance(v, torch.Tensor)},
-                "rng": {k: v.clone() for k, v in vars(self.core.rng).items() if isinstance(v, torch.Tensor)}}
+                "core": {k: v.clone() for k, v in self.core.state_tensors().items()},
+                "rng": {k: v.clone() for k, v in self.core.rng.state_tensors().items()}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (same env options and ``num_envs``; any device)."""
+        """Restore :meth:`state_dict` (same env options and ``num_envs``; any device).
+
+        Only the declared state tensors are read. A state saved when every tensor attribute was saved
+        (constants too) loads the same, and a declared tensor that an older state lacks keeps its value.
+        """
         if state["num_envs"] != self.num_envs:
             raise ValueError(f"state is for num_envs={state['num_envs']}, this env has num_envs={self.num_envs}")
         for target, tensors in ((self.core, state["core"]), (self.core.rng, state["rng"])):
-            for name, value in tensors.items():
-                current = getattr(target, name)
+            for name in tensors:
+                if not hasattr(target, name):
+                    raise ValueError(f"state tensor {name!r} is not part of this env (other env options?)")
+            for name, current in target.state_tensors().items():
+                if name not in tensors:
+                    continue
+                value = tensors[name]
                 if current.shape != value.shape or current.dtype != value.dtype:
                     raise ValueError(f"state tensor {name!r} has shape {tuple(value.shape)} and dtype {value.dtype}, "
                                      f"this env needs {tuple(current.shape)} and {current.dtype} (other env options?)")
-                setattr(target, name, value.to(self.device))
-        self._autoreset = state["autoreset"].to(self.device)
+                setattr(target, name, value.to(self.device, copy=True))  # never shared with the state given
+        self._autoreset = state["autoreset"].to(self.device, copy=True)
         self._started = bool(state["started"])
 
     def render(self) -> tuple[Any, ...] | None:

@@ -116,6 +116,12 @@ class MazeCore(BatchCore):
                 self.maze_walls[:], self.maze_chests[:] = walls, chests
         self._maze_seed = maze_seed
 
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The maze, chests and robot of every sub-env; with ``fixed_maze`` also the maze kept for it."""
+        fixed = ("maze_walls", "maze_chests") if self.fixed_maze else ()
+        return ("walls", "chests", "position", "start_cell", *fixed)
+
     def _draw_mazes(self, stream: BatchRandom, index: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
         """New walls, chests and start for the sub-envs in ``index`` from ``stream``."""
         rooms, cells = (self.size - 1) // 2, self.size * self.size

@@ -79,6 +79,7 @@ class OscillatorCore(BatchCore):
     """Batched oscillator state preparation: one ket per sub-env, exact single-shot rewards."""
 
     render_modes = ("rgb_array",)
+    state_names = ("psi", "outcome", "top_population", "shots")
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", control: str = "snap_displacement",
                  n_levels: int = 80, max_steps: int = 5, snap_phases: int | None = None, alpha_max: float | None = None,

@@ -157,12 +157,13 @@ class QubitCore(BatchCore):
             gates = [P.pair_permutation(n, tuple(p.tolist()), dev) for p in perms]
             flips = [P.pair_permutation(n, tuple(K.x_permutation(n, q).tolist()), dev) for q in range(n)]
             rep = P.pair_representatives(n, dev)
-            # constant tables in a dict, out of the state_dict: per action / qubit, indexed by v
-            self._pair_tables = {
-                "shift": torch.stack([g[0] for g in gates]), "source": torch.stack([g[1] for g in gates]),
-                "sign": torch.stack([g[2] for g in gates]), "flip_source": torch.stack([f[1] for f in flips]),
-                "flip_sign": torch.stack([f[2] for f in flips]),
-                "dephase": self._factor[rep, rep ^ torch.arange(d, device=dev)[:, None]]}
+            # how each action (gate_*) and each qubit's bit flip (flip_*) moves the pairs, indexed by v
+            self._gate_shift = torch.stack([g[0] for g in gates])
+            self._gate_source = torch.stack([g[1] for g in gates])
+            self._gate_sign = torch.stack([g[2] for g in gates])
+            self._flip_source = torch.stack([f[1] for f in flips])
+            self._flip_sign = torch.stack([f[2] for f in flips])
+            self._pair_dephasing = self._factor[rep, rep ^ torch.arange(d, device=dev)[:, None]]
             self._slot, self._partner = P.pair_slots(n, dev)
             carried = (torch.arange(d, device=dev)[:, None] >> (n - 1 - self._m_qubit.clamp(min=0))[None, :]) & 1
             self._reveals = (self._m_qubit >= 0)[None, :] & (carried == 1)  # (d, n_actions), indexed by v
@@ -176,6 +177,13 @@ class QubitCore(BatchCore):
         self.last_outcome = torch.zeros(self.num_envs, n, dtype=torch.float32, device=dev)
         self.history = torch.full((self.num_envs, self.max_steps, 2), -1, dtype=torch.int64, device=dev)
         self.recent = torch.full((self.num_envs, self.action_memory), -1, dtype=torch.int64, device=dev)
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The channel (``pairs`` and ``shift`` in pair form, else ``dense``), the last R_Q and its
+        minimiser, the last action and outcomes, the episode's record and the recent actions."""
+        channel = ("pairs", "shift") if self.pair_form else ("dense",)
+        return (*channel, "recoverable", "direction", "last_action", "last_outcome", "history", "recent")
 
     # ------------------------------------------------------------------ names
     def action_index(self, name: str) -> int:
@@ -290,7 +298,7 @@ class QubitCore(BatchCore):
 
     def shift_after(self, actions: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """v after ``actions`` (B,) from v = ``shift`` (B,): it depends only on the gates (pair form)."""
-        return self._pair_tables["shift"][actions, shift]
+        return self._gate_shift[actions, shift]
 
     def measurement_view(self) -> torch.Tensor:
         """The student's observation (``obs_mode="measurements"``) of the current state, whatever ``obs_mode`` is.
@@ -327,16 +335,16 @@ class QubitCore(BatchCore):
         One batched R_Q search covers every sub-env's state (outcome 0 where it measures) and the
         outcome-1 branch of the sub-envs that measure.
         """
-        n, tables, shift, pairs = self.n_qubits, self._pair_tables, self.shift, self.pairs
+        n, shift, pairs = self.n_qubits, self.shift, self.pairs
         if self.noise in ("bitflip", "bitflip+dephasing"):
-            source, sign = tables["flip_source"][:, shift], tables["flip_sign"][:, shift]
+            source, sign = self._flip_source[:, shift], self._flip_sign[:, shift]
             for q in range(n):
                 pairs = torch.lerp(pairs, P.permute_pairs(pairs, source[q], sign[q]), self._flip_probability)
         if self.noise != "bitflip":
-            factor = tables["dephase"][shift][:, None, None]
+            factor = self._pair_dephasing[shift][:, None, None]
             pairs = torch.cat([pairs[:, :, :1], pairs[:, :, 1:3] * factor, pairs[:, :, 3:]], 2)
-        pairs = P.permute_pairs(pairs, tables["source"][actions, shift], tables["sign"][actions, shift])
-        self.shift = shift = tables["shift"][actions, shift]
+        pairs = P.permute_pairs(pairs, self._gate_source[actions, shift], self._gate_sign[actions, shift])
+        self.shift = shift = self._gate_shift[actions, shift]
         hit = (m_qubit >= 0).nonzero().squeeze(1)
         bit_rep, bit_partner = P.pair_bits(shift[hit], n, m_qubit[hit])
         branches = [P.project_pairs(pairs[hit], bit_rep == m, bit_partner == m) for m in (0, 1)]

@@ -49,6 +49,10 @@ class BatchRandom:
         self.key = torch.zeros(num_envs, 2, dtype=torch.int64, device=self.device)
         self.counter = zeros.clone()
 
+    def state_tensors(self) -> dict[str, torch.Tensor]:
+        """The streams' state: seeds, episode counts, keys and counters, by name (not copies)."""
+        return {"seed": self.seed, "episode": self.episode, "key": self.key, "counter": self.counter}
+
     def start_episode(self, index: torch.Tensor, seeds: torch.Tensor | None = None) -> None:
         """Begin a new episode for the envs in ``index``: reseed them, or advance their episode count."""
         if seeds is None:

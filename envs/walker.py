@@ -39,6 +39,7 @@ class WalkerCore(BatchCore):
     """Batched ±1 random walk; observation = time step, reward = displacement."""
 
     render_modes = ("ansi", "rgb_array")
+    state_names = ("position",)
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", max_steps: int = 20) -> None:
         super().__init__(num_envs, device, max_steps)
@@ -70,6 +71,7 @@ class WalkerTargetCore(BatchCore):
     """Batched walker with a hidden target; observation = on target (0/1)."""
 
     render_modes = ("ansi", "rgb_array")
+    state_names = ("position", "target")
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", max_steps: int = 20,
                  target_range: int = 10) -> None:

@@ -83,6 +83,48 @@ def test_pickle_round_trip_continues_identically(env_id):
         assert_same(env.step(action)[:4], clone.step(action)[:4])
 
 
+STATE_CASES = [(env_id, {}) for env_id in PHYSRL_IDS] + [
+    ("physrl/TreasureMaze-v0", {"fixed_maze": True}), ("physrl/QubitErrorCorrection-v0", {"hadamard": True}),
+    ("physrl/OscillatorStatePrep-v0", {"control": "ecd", "reward_mode": "wigner"})]
+
+
+@pytest.mark.parametrize("env_id, options", STATE_CASES)
+def test_vector_state_dict_is_the_declared_state_and_continues_exactly(env_id, options):
+    """state_dict saves the core's declared state tensors and nothing else; a fresh env that loads it,
+    or a state in the older form that held every tensor attribute (constants too), steps on exactly
+    as the saved env, through autoresets."""
+    def make():
+        return gym.make_vec(env_id, num_envs=3, max_steps=4, **options)
+
+    rng = np.random.default_rng(0)
+    envs = make()
+    envs.reset(seed=3)
+    for _ in range(6):
+        envs.step(torch.as_tensor(random_actions(envs.single_action_space, 3, rng)))
+    state = envs.state_dict()
+    core = envs.core
+    assert set(state["core"]) == {"elapsed", *core.state_names}
+    every_tensor = {k: v.clone() for k, v in vars(core).items() if isinstance(v, torch.Tensor)}
+    older = dict(state, core=every_tensor)
+    restored, from_older = make(), make()
+    restored.load_state_dict(state)
+    from_older.load_state_dict(older)
+    for _ in range(10):
+        actions = torch.as_tensor(random_actions(envs.single_action_space, 3, rng))
+        expected = envs.step(actions)[:4]
+        for other in (restored, from_older):
+            for a, b in zip(expected, other.step(actions)[:4], strict=True):
+                assert torch.equal(a, b)
+
+
+def test_a_state_of_other_env_options_is_refused():
+    dense = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, hadamard=True)
+    dense.reset(seed=0)
+    pairs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2)
+    with pytest.raises(ValueError, match="state tensor 'dense' is not part of this env"):
+        pairs.load_state_dict(dense.state_dict())
+
+
 def compare_single_and_vector(env_id: str, num_envs: int, device: str, steps: int = 200, seed: int = 100) -> None:
     """N single envs (seeds seed+i, reset by hand one step after each episode end) against the vector face."""
     singles = [gym.make(env_id) for _ in range(num_envs)]
