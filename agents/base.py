@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar, Mapping
 
 import torch
 from gymnasium import spaces
@@ -12,6 +12,7 @@ from physrl.envs.rng import MAX_SEED
 from physrl.envs.validation import check_int
 
 from physrl.agents.distributed import rank_and_world_size
+from physrl.agents.hyperparameters import Hyperparameters
 from physrl.agents.rollout import Rollout
 
 
@@ -23,11 +24,15 @@ def with_seed(seed: int, build: Any) -> Any:
 
 
 class Agent:
-    """Base class: ``Agent(envs, seed, **hyperparameters)`` as described on the architecture page (docs/architecture.md).
+    """Base class: ``Agent(envs, seed, config=None, **hyperparameters)`` as described on the architecture
+    page (docs/architecture.md).
 
-    Subclasses resolve their hyperparameters into ``self.hyperparameters`` and implement
-    ``learn_iteration``, ``act`` and the ``_state``/``_load_state`` pair for their own tensors.
+    A subclass names its hyperparameter dataclass in ``config_class``, resolves ``config`` and the keyword
+    overrides into ``self.config`` with :meth:`configure` (``self.hyperparameters`` is its dict), and
+    implements ``learn_iteration``, ``act`` and the ``_state``/``_load_state`` pair for its own tensors.
     """
+
+    config_class: ClassVar[type[Hyperparameters]] = Hyperparameters
 
     def __init__(self, envs: VectorEnv, seed: int) -> None:
         self.envs = envs
@@ -41,7 +46,16 @@ class Agent:
         self.generator.manual_seed(self.seed + rank)
         self.rollout = Rollout(envs, self.seed + rank * envs.num_envs)
         self.global_step = 0
-        self.hyperparameters: dict[str, Any] = {}
+
+    def configure(self, config: Hyperparameters | Mapping[str, Any] | None, overrides: Mapping[str, Any]) -> Any:
+        """``self.config``: the agent's :attr:`config_class` built from ``config`` and ``overrides``."""
+        self.config = self.config_class.build(config, overrides)
+        return self.config
+
+    @property
+    def hyperparameters(self) -> dict[str, Any]:
+        """The resolved hyperparameters by name (JSON-serialisable), as checkpoints record them."""
+        return self.config.to_dict()
 
     def default_num_steps(self, num_steps: int | None) -> int:
         """Steps per iteration; ``None`` means one episode cycle: the horizon plus the autoreset step."""

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 from gymnasium import spaces
@@ -11,11 +12,79 @@ from torch import nn
 
 from physrl.agents.base import Agent, with_seed
 from physrl.agents.distributed import average_gradients
+from physrl.agents.hyperparameters import Hyperparameters, param
 from physrl.agents.networks import NETWORKS, build_head, build_network
 from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.agents.schedules import linear_schedule
 from physrl.envs.core import VectorEnv
 from physrl.envs.validation import check_choice, check_float, check_int, check_sizes
+
+
+@dataclass
+class DeepPGConfig(Hyperparameters):
+    """Hyperparameters of :class:`DeepPolicyGradient` (``deep-pg``); the defaults are PPO's."""
+
+    agent = "deep-pg"
+    learning_rate: float = param(5e-4, "Adam step size, > 0")
+    num_steps: int | None = param(None, "steps of every sub-env per batch (None: one episode cycle, horizon + 1)")
+    gamma: float = param(0.99, "discount γ, in [0, 1]")
+    gae_lambda: float = param(0.95, "λ of GAE(λ), in [0, 1] (1.0: reward-to-go minus the value)")
+    value_baseline: bool = param(True, "learn a critic as baseline (False: only episodes ending in the batch)")
+    reward_to_go: bool = param(True, "weight each step by the return after it (False: the whole episode's)")
+    clip_coef: float | None = param(0.2, "PPO's clipping ε, > 0 (None: plain policy gradient)")
+    update_epochs: int = param(4, "passes over each batch, >= 1")
+    num_minibatches: int = param(4, "minibatches per pass, >= 1 and at most num_steps * num_envs")
+    ent_coef: float = param(0.01, "weight of the entropy bonus, >= 0")
+    vf_coef: float = param(0.5, "weight of the value loss, >= 0")
+    max_grad_norm: float | None = param(0.5, "gradient norm clip, > 0 (None: no clipping)")
+    normalize_advantages: bool = param(True, "normalise the advantages of each minibatch")
+    network: str = param("auto", f"actor and critic: {', '.join(NETWORKS)}")
+    hidden_sizes: list[int] = param([64, 64], "widths of the hidden layers")
+    log_std_init: float = param(-0.5, "initial log-std of the Gaussian head (Box actions)")
+    lr_anneal_steps: int | None = param(None, "env steps over which the learning rate falls linearly to 0")
+    log_std_final: float | None = param(None, "final cap of the Gaussian log-std, at most log_std_init")
+    log_std_anneal_steps: int | None = param(None, "env steps of the log-std cap's schedule "
+                                                   "(default: lr_anneal_steps)")
+    ent_coef_final: float | None = param(None, "ent_coef at the end of its linear schedule, >= 0")
+    ent_anneal_steps: int | None = param(None, "env steps of the entropy schedule (default: lr_anneal_steps)")
+    action_mask: bool = param(False, "never sample actions the env's action_mask rules out (Discrete)")
+    average_start: int | None = param(None, "env step from which act() uses the running average of the actor")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        if self.num_steps is not None:
+            check_int("num_steps", self.num_steps, 1)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        check_float("gae_lambda", self.gae_lambda, 0.0, 1.0)
+        if self.clip_coef is not None:
+            check_float("clip_coef", self.clip_coef, 0.0, low_open=True)
+        check_int("update_epochs", self.update_epochs, 1)
+        check_int("num_minibatches", self.num_minibatches, 1)
+        check_float("ent_coef", self.ent_coef, 0.0)
+        check_float("vf_coef", self.vf_coef, 0.0)
+        if self.max_grad_norm is not None:
+            check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        check_choice("network", self.network, NETWORKS)
+        check_sizes("hidden_sizes", self.hidden_sizes)
+        check_float("log_std_init", self.log_std_init)
+        for name in ("lr_anneal_steps", "log_std_anneal_steps", "ent_anneal_steps"):
+            if getattr(self, name) is not None:
+                check_int(name, getattr(self, name), 1)
+        if self.log_std_final is not None:
+            check_float("log_std_final", self.log_std_final, high=self.log_std_init)
+        if self.ent_coef_final is not None:
+            check_float("ent_coef_final", self.ent_coef_final, 0.0)
+        if self.average_start is not None:
+            check_int("average_start", self.average_start, 0)
+        if not self.value_baseline and self.gae_lambda != 1.0:
+            raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), "
+                             f"got {self.gae_lambda}")
+        if not self.reward_to_go and (self.value_baseline or self.gamma != 1.0):
+            raise ValueError("reward_to_go=False (whole-episode returns) needs value_baseline=False and gamma=1.0, "
+                             f"got value_baseline={self.value_baseline}, gamma={self.gamma}")
+        self.log_std_anneal_steps = complete_schedule(self, "log_std_final", "log_std_anneal_steps")
+        self.ent_anneal_steps = complete_schedule(self, "ent_coef_final", "ent_anneal_steps")
 
 
 class DeepPolicyGradient(Agent):
@@ -68,69 +137,26 @@ class DeepPolicyGradient(Agent):
     measurement of a qubit that carries the logical state.
     """
 
-    def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 5e-4, num_steps: int | None = None,
-                 gamma: float = 0.99, gae_lambda: float = 0.95, value_baseline: bool = True, reward_to_go: bool = True,
-                 clip_coef: float | None = 0.2, update_epochs: int = 4, num_minibatches: int = 4,
-                 ent_coef: float = 0.01, vf_coef: float = 0.5, max_grad_norm: float | None = 0.5,
-                 normalize_advantages: bool = True, network: str = "auto",
-                 hidden_sizes: Sequence[int] = (64, 64), log_std_init: float = -0.5,
-                 lr_anneal_steps: int | None = None, log_std_final: float | None = None,
-                 log_std_anneal_steps: int | None = None, ent_coef_final: float | None = None,
-                 ent_anneal_steps: int | None = None, action_mask: bool = False,
-                 average_start: int | None = None) -> None:
+    config_class = DeepPGConfig
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, config: DeepPGConfig | None = None,
+                 **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
-        for name, flag in (("value_baseline", value_baseline), ("reward_to_go", reward_to_go),
-                           ("normalize_advantages", normalize_advantages), ("action_mask", action_mask)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        hp = {
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
-            "num_steps": self.default_num_steps(num_steps),
-            "gamma": check_float("gamma", gamma, 0.0, 1.0),
-            "gae_lambda": check_float("gae_lambda", gae_lambda, 0.0, 1.0),
-            "value_baseline": value_baseline,
-            "reward_to_go": reward_to_go,
-            "clip_coef": None if clip_coef is None else check_float("clip_coef", clip_coef, 0.0, low_open=True),
-            "update_epochs": check_int("update_epochs", update_epochs, 1),
-            "num_minibatches": check_int("num_minibatches", num_minibatches, 1),
-            "ent_coef": check_float("ent_coef", ent_coef, 0.0),
-            "vf_coef": check_float("vf_coef", vf_coef, 0.0),
-            "max_grad_norm": None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm, 0.0,
-                                                                             low_open=True),
-            "normalize_advantages": normalize_advantages,
-            "network": check_choice("network", network, NETWORKS),
-            "hidden_sizes": check_sizes("hidden_sizes", hidden_sizes),
-            "log_std_init": check_float("log_std_init", log_std_init),
-            "lr_anneal_steps": None if lr_anneal_steps is None else check_int("lr_anneal_steps", lr_anneal_steps, 1),
-            "log_std_final": None if log_std_final is None else check_float("log_std_final", log_std_final,
-                                                                             high=float(log_std_init)),
-            "log_std_anneal_steps": None if log_std_anneal_steps is None else check_int(
-                "log_std_anneal_steps", log_std_anneal_steps, 1),
-            "ent_coef_final": None if ent_coef_final is None else check_float("ent_coef_final", ent_coef_final, 0.0),
-            "ent_anneal_steps": None if ent_anneal_steps is None else check_int("ent_anneal_steps",
-                                                                                ent_anneal_steps, 1),
-            "action_mask": action_mask,
-            "average_start": None if average_start is None else check_int("average_start", average_start, 0),
-        }
-        if action_mask:
+        config = self.configure(config, hyperparameters)
+        config.num_steps = self.default_num_steps(config.num_steps)
+        if config.action_mask:
             self.discrete_actions()
             if not callable(getattr(getattr(envs, "core", None), "action_mask", None)):
                 raise ValueError("action_mask=True needs an env whose core provides action_mask(obs), such as "
                                  "physrl/QubitErrorCorrection-v0 with obs_mode='pairs'")
             envs.core.action_mask(envs.core.observe())   # the env's own check of its options
-        if not value_baseline and hp["gae_lambda"] != 1.0:
-            raise ValueError(f"gae_lambda must be 1.0 without a value baseline (value_baseline=False), got {gae_lambda}")
-        if not reward_to_go and (value_baseline or hp["gamma"] != 1.0):
-            raise ValueError("reward_to_go=False (whole-episode returns) needs value_baseline=False and gamma=1.0, "
-                             f"got value_baseline={value_baseline}, gamma={gamma}")
-        if hp["num_minibatches"] > hp["num_steps"] * envs.num_envs:
+        if config.num_minibatches > config.num_steps * envs.num_envs:
             raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
-                             f"{hp['num_steps'] * envs.num_envs}, got {num_minibatches}")
-        if hp["log_std_final"] is not None and not isinstance(envs.single_action_space, spaces.Box):
+                             f"{config.num_steps * envs.num_envs}, got {config.num_minibatches}")
+        if config.log_std_final is not None and not isinstance(envs.single_action_space, spaces.Box):
             raise ValueError(f"log_std_final needs a Box action space (a Gaussian head), got {envs.single_action_space}")
-        complete_schedule(hp, "log_std_final", "log_std_anneal_steps")
-        complete_schedule(hp, "ent_coef_final", "ent_anneal_steps")
-        self.hyperparameters = hp
+        hp = self.hyperparameters
+        value_baseline = hp["value_baseline"]
         obs_space = envs.single_observation_space
 
         def build() -> tuple[nn.Module, nn.Module, nn.Module | None]:
@@ -166,7 +192,7 @@ class DeepPolicyGradient(Agent):
         """The actor's output for ``obs`` (the averaged actor's with ``averaged`` once it has begun), with
         the logits of masked actions at −10⁹ (``action_mask``)."""
         out = (self.average_actor if averaged and self.averaged else self.actor)(obs)
-        if self.hyperparameters["action_mask"]:
+        if self.config.action_mask:
             out = out.masked_fill(~self.envs.core.action_mask(obs), -1e9)
         return out
 
@@ -301,17 +327,19 @@ class DeepPolicyGradient(Agent):
             self.averaged = int(state["averaged"])
 
 
-def complete_schedule(hp: dict[str, Any], final: str, steps: str) -> None:
-    """Check the pair (``final``, ``steps``) of a linear schedule in ``hp``; ``steps`` defaults to
+def complete_schedule(config: DeepPGConfig, final: str, steps: str) -> int | None:
+    """The length ``steps`` of the linear schedule ending at ``final``, which defaults to
     ``lr_anneal_steps``. A clear ValueError names what is missing."""
-    if hp[final] is None:
-        if hp[steps] is not None:
-            raise ValueError(f"{steps}={hp[steps]} needs {final} (the end of the schedule)")
-    elif hp[steps] is None:
-        if hp["lr_anneal_steps"] is None:
-            raise ValueError(f"{final}={hp[final]} needs {steps} or lr_anneal_steps "
+    final_value, steps_value = getattr(config, final), getattr(config, steps)
+    if final_value is None:
+        if steps_value is not None:
+            raise ValueError(f"{steps}={steps_value} needs {final} (the end of the schedule)")
+    elif steps_value is None:
+        if config.lr_anneal_steps is None:
+            raise ValueError(f"{final}={final_value} needs {steps} or lr_anneal_steps "
                              "(the number of env steps the schedule lasts)")
-        hp[steps] = hp["lr_anneal_steps"]
+        return config.lr_anneal_steps
+    return steps_value
 
 
 def explained_variance(values: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> float:

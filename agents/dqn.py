@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -11,6 +12,7 @@ from torch import nn
 
 from physrl.agents.base import Agent, with_seed
 from physrl.agents.distributed import average_gradients
+from physrl.agents.hyperparameters import Hyperparameters, param
 from physrl.agents.networks import NETWORKS, build_network
 from physrl.agents.q_learning import check_exploration, epsilon_greedy
 from physrl.agents.rollout import Batch
@@ -66,6 +68,44 @@ class ReplayBuffer:
             getattr(self, name)[:size] = saved.to(self.obs.device)
 
 
+@dataclass
+class DQNConfig(Hyperparameters):
+    """Hyperparameters of :class:`DQN` (``dqn``)."""
+
+    agent = "dqn"
+    learning_rate: float = param(1e-3, "Adam step size, > 0")
+    buffer_size: int = param(100_000, "transitions the replay buffer holds, >= 1")
+    batch_size: int = param(128, "transitions per gradient step, >= 1")
+    gamma: float = param(0.95, "discount γ, in [0, 1]")
+    learning_starts: int = param(1_000, "transitions in the buffer before the first gradient step, >= 0")
+    num_steps: int = param(4, "steps of every sub-env per iteration, >= 1")
+    gradient_steps: int = param(4, "gradient steps per iteration, >= 0")
+    target_update_interval: int = param(250, "gradient steps between copies of the online network to the target")
+    double_q: bool = param(True, "choose a* with the online network (double Q-learning)")
+    epsilon_start: float = param(1.0, "ε of the ε-greedy behaviour at step 0, in [0, 1]")
+    epsilon_end: float = param(0.05, "ε after exploration_steps, in [0, 1]")
+    exploration_steps: int = param(20_000, "env steps over which ε falls linearly, >= 1")
+    max_grad_norm: float | None = param(10.0, "gradient norm clip, > 0 (None: no clipping)")
+    network: str = param("auto", f"Q-network: {', '.join(NETWORKS)}")
+    hidden_sizes: list[int] = param([128, 128], "widths of the hidden layers")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_int("buffer_size", self.buffer_size, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        check_int("learning_starts", self.learning_starts, 0)
+        check_int("num_steps", self.num_steps, 1)
+        check_int("gradient_steps", self.gradient_steps, 0)
+        check_int("target_update_interval", self.target_update_interval, 1)
+        check_exploration(self.epsilon_start, self.epsilon_end, self.exploration_steps)
+        if self.max_grad_norm is not None:
+            check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        check_choice("network", self.network, NETWORKS)
+        check_sizes("hidden_sizes", self.hidden_sizes)
+
+
 class DQN(Agent):
     """Q-network trained on minibatches from a replay buffer against a periodically copied target.
 
@@ -77,33 +117,14 @@ class DQN(Agent):
     Terminations are not bootstrapped; the time limit is.
     """
 
-    def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 1e-3, buffer_size: int = 100_000,
-                 batch_size: int = 128, gamma: float = 0.95, learning_starts: int = 1_000, num_steps: int = 4,
-                 gradient_steps: int = 4, target_update_interval: int = 250, double_q: bool = True,
-                 epsilon_start: float = 1.0, epsilon_end: float = 0.05, exploration_steps: int = 20_000,
-                 max_grad_norm: float | None = 10.0, network: str = "auto",
-                 hidden_sizes: Sequence[int] = (128, 128)) -> None:
+    config_class = DQNConfig
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, config: DQNConfig | None = None,
+                 **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
+        self.configure(config, hyperparameters)
         n_actions = self.discrete_actions()
-        if not isinstance(double_q, bool):
-            raise TypeError(f"double_q must be a bool, got {double_q!r}")
-        hp = {
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
-            "buffer_size": check_int("buffer_size", buffer_size, 1),
-            "batch_size": check_int("batch_size", batch_size, 1),
-            "gamma": check_float("gamma", gamma, 0.0, 1.0),
-            "learning_starts": check_int("learning_starts", learning_starts, 0),
-            "num_steps": check_int("num_steps", num_steps, 1),
-            "gradient_steps": check_int("gradient_steps", gradient_steps, 0),
-            "target_update_interval": check_int("target_update_interval", target_update_interval, 1),
-            "double_q": double_q,
-            **check_exploration(epsilon_start, epsilon_end, exploration_steps),
-            "max_grad_norm": None if max_grad_norm is None else check_float("max_grad_norm", max_grad_norm, 0.0,
-                                                                             low_open=True),
-            "network": check_choice("network", network, NETWORKS),
-            "hidden_sizes": check_sizes("hidden_sizes", hidden_sizes),
-        }
-        self.hyperparameters = hp
+        hp = self.hyperparameters
         obs_space = envs.single_observation_space
         self.q_network = with_seed(self.seed, lambda: build_network(hp["network"], obs_space, n_actions,
                                                                     hp["hidden_sizes"])).to(self.device)

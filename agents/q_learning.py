@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from gymnasium import spaces
 
 from physrl.agents.base import Agent
+from physrl.agents.hyperparameters import Hyperparameters, param
 from physrl.agents.schedules import linear_schedule
 from physrl.envs.core import VectorEnv
 from physrl.envs.validation import check_float, check_int
@@ -28,6 +30,29 @@ def check_exploration(epsilon_start: float, epsilon_end: float, exploration_step
             "exploration_steps": check_int("exploration_steps", exploration_steps, 1)}
 
 
+@dataclass
+class QLearningConfig(Hyperparameters):
+    """Hyperparameters of :class:`QLearning` (``q-learning``)."""
+
+    agent = "q-learning"
+    learning_rate: float = param(0.5, "step size α of the TD update, in (0, 1]")
+    gamma: float = param(0.95, "discount γ, in [0, 1]")
+    epsilon_start: float = param(1.0, "ε of the ε-greedy behaviour at step 0, in [0, 1]")
+    epsilon_end: float = param(0.05, "ε after exploration_steps, in [0, 1]")
+    exploration_steps: int = param(50_000, "env steps over which ε falls linearly, >= 1")
+    initial_value: float = param(0.0, "initial Q(s, a) of every cell (optimism drives exploration)")
+    num_steps: int | None = param(None, "steps of every sub-env per iteration (None: one episode cycle, horizon + 1)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        check_exploration(self.epsilon_start, self.epsilon_end, self.exploration_steps)
+        check_float("initial_value", self.initial_value)
+        if self.num_steps is not None:
+            check_int("num_steps", self.num_steps, 1)
+
+
 class QLearning(Agent):
     """Q-table over a Discrete observation; Q(s,a) ← Q(s,a) + α (r + γ max Q(s',·) − Q(s,a)).
 
@@ -38,23 +63,19 @@ class QLearning(Agent):
     table does not see the time).
     """
 
-    def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 0.5, gamma: float = 0.95,
-                 epsilon_start: float = 1.0, epsilon_end: float = 0.05, exploration_steps: int = 50_000,
-                 initial_value: float = 0.0, num_steps: int | None = None) -> None:
+    config_class = QLearningConfig
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, config: QLearningConfig | None = None,
+                 **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
+        hp = self.configure(config, hyperparameters)
         n_actions = self.discrete_actions()
         obs_space = envs.single_observation_space
         if not isinstance(obs_space, spaces.Discrete):
             raise TypeError(f"QLearning needs a Discrete observation space, got {obs_space}")
         self.obs_start = int(obs_space.start)
-        self.hyperparameters = {
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0, 1.0, low_open=True),
-            "gamma": check_float("gamma", gamma, 0.0, 1.0),
-            **check_exploration(epsilon_start, epsilon_end, exploration_steps),
-            "initial_value": check_float("initial_value", initial_value),
-            "num_steps": self.default_num_steps(num_steps),
-        }
-        self.q = torch.full((int(obs_space.n), n_actions), float(initial_value), device=self.device)
+        hp.num_steps = self.default_num_steps(hp.num_steps)
+        self.q = torch.full((int(obs_space.n), n_actions), hp.initial_value, device=self.device)
 
     @property
     def epsilon(self) -> float:

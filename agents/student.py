@@ -20,6 +20,7 @@ batch of envs; a batch of another size starts from fresh hidden states.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -28,6 +29,7 @@ from gymnasium import spaces
 from torch import nn
 
 from physrl.agents.base import Agent, with_seed
+from physrl.agents.hyperparameters import Hyperparameters, param
 from physrl.agents.networks import CategoricalHead, init_layer
 from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.envs.core import VectorEnv
@@ -62,6 +64,37 @@ class RecurrentPolicy(nn.Module):
         return torch.stack(logits), torch.stack(states), hidden
 
 
+@dataclass
+class StudentConfig(Hyperparameters):
+    """Hyperparameters of :class:`QECStudent` (``qec-student``)."""
+
+    agent = "qec-student"
+    teacher: str = param("", "checkpoint file or run folder of the teacher (a policy on obs_mode state or pairs)")
+    learning_rate: float = param(3e-3, "Adam step size of imitation, > 0")
+    num_steps: int | None = param(50, "steps of every sub-env per batch (None: one episode cycle, horizon + 1)")
+    update_epochs: int = param(20, "gradient steps per batch, >= 1")
+    hidden_size: int = param(64, "size of the GRU state, >= 1")
+    max_grad_norm: float = param(1.0, "gradient norm clip, > 0")
+    teacher_sampled: bool = param(False, "the teacher samples; imitate its whole action distribution")
+    refine_after: int | None = param(None, "env step from which the student refines itself by policy gradient")
+    refine_learning_rate: float = param(1e-4, "Adam step size of the refinement, > 0")
+    gamma: float = param(0.995, "discount γ of the refinement, in [0, 1]")
+    mask_revealing: bool = param(False, "never measure a qubit that carries the logical X (hadamard=False)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        if self.num_steps is not None:
+            check_int("num_steps", self.num_steps, 1)
+        check_int("update_epochs", self.update_epochs, 1)
+        check_int("hidden_size", self.hidden_size, 1)
+        check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
+        if self.refine_after is not None:
+            check_int("refine_after", self.refine_after, 0)
+        check_float("refine_learning_rate", self.refine_learning_rate, 0.0, low_open=True)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+
+
 class QECStudent(Agent):
     """GRU student trained by imitation of a teacher checkpoint on ``physrl/QubitErrorCorrection-v0``.
 
@@ -89,52 +122,37 @@ class QECStudent(Agent):
     as the teacher's ``action_mask``, which imitation alone only makes rare.
     """
 
-    def __init__(self, envs: VectorEnv, seed: int = 0, teacher: str = "", learning_rate: float = 3e-3,
-                 num_steps: int | None = 50, update_epochs: int = 20, hidden_size: int = 64,
-                 max_grad_norm: float = 1.0, teacher_sampled: bool = False, refine_after: int | None = None,
-                 refine_learning_rate: float = 1e-4, gamma: float = 0.995, mask_revealing: bool = False) -> None:
+    config_class = StudentConfig
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, config: StudentConfig | None = None,
+                 **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
+        config = self.configure(config, hyperparameters)
         core = getattr(envs, "core", None)
         if not isinstance(core, QubitCore) or core.obs_mode != "measurements":
             raise ValueError("qec-student needs physrl/QubitErrorCorrection-v0 with obs_mode='measurements' "
                              "(its own view); the teacher sees the same envs' state view")
-        if not isinstance(teacher, str):
-            raise TypeError(f"teacher must be the path of a checkpoint (str), got {teacher!r}")
-        for name, flag in (("teacher_sampled", teacher_sampled), ("mask_revealing", mask_revealing)):
-            if not isinstance(flag, bool):
-                raise TypeError(f"{name} must be a bool, got {flag!r}")
-        if mask_revealing and not core.pair_form:
+        if config.mask_revealing and not core.pair_form:
             raise ValueError("mask_revealing=True tracks the pair form's v, so it needs hadamard=False")
-        self.hyperparameters = {
-            "teacher": teacher,
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
-            "num_steps": self.default_num_steps(num_steps),
-            "update_epochs": check_int("update_epochs", update_epochs, 1),
-            "hidden_size": check_int("hidden_size", hidden_size, 1),
-            "max_grad_norm": check_float("max_grad_norm", max_grad_norm, 0.0, low_open=True),
-            "teacher_sampled": teacher_sampled,
-            "refine_after": None if refine_after is None else check_int("refine_after", refine_after, 0),
-            "refine_learning_rate": check_float("refine_learning_rate", refine_learning_rate, 0.0, low_open=True),
-            "gamma": check_float("gamma", gamma, 0.0, 1.0),
-            "mask_revealing": mask_revealing,
-        }
+        config.num_steps = self.default_num_steps(config.num_steps)
+        hidden_size = config.hidden_size
         n_actions = self.discrete_actions()
         obs_dim = int(envs.single_observation_space.shape[0])
         self.model = with_seed(self.seed, lambda: RecurrentPolicy(obs_dim, n_actions, hidden_size)).to(self.device)
         self.head = CategoricalHead(n_actions)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.hyperparameters["learning_rate"])
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.learning_rate)
         self.hidden = torch.zeros(envs.num_envs, hidden_size, device=self.device)
         self._act_hidden = torch.zeros(0, hidden_size, device=self.device)
         self._teacher: Any = None
         self._teacher_view = ""
-        self._value_scale = max(1.0 - self.hyperparameters["gamma"], 1e-3)
+        self._value_scale = max(1.0 - config.gamma, 1e-3)
         self.shift = torch.full((envs.num_envs,), core.initial_shift if core.pair_form else 0,
                                 dtype=torch.int64, device=self.device)
         self._act_shift = self.shift[:0]
 
     def needs_teacher(self) -> bool:
         """Whether imitation lies ahead (before ``refine_after`` env steps), so that a teacher is needed."""
-        refine_after = self.hyperparameters["refine_after"]
+        refine_after = self.config.refine_after
         return refine_after is None or self.global_step < refine_after
 
     def check_ready(self) -> None:
@@ -158,7 +176,7 @@ class QECStudent(Agent):
         ``physrl train`` loads the checkpoint named by ``teacher`` and calls this
         (:func:`physrl.training.teacher.attach_teacher`)."""
         self.teacher_spaces(view)
-        if self.hyperparameters["teacher_sampled"] and not callable(getattr(teacher, "policy_output", None)):
+        if self.config.teacher_sampled and not callable(getattr(teacher, "policy_output", None)):
             raise ValueError("teacher_sampled=True needs a teacher with action probabilities (a deep-pg agent)")
         self._teacher, self._teacher_view = teacher, view
 
@@ -174,7 +192,7 @@ class QECStudent(Agent):
         with the teacher's probabilities as extras, when ``teacher_sampled``."""
         teacher = self.teacher_policy()
         view = self.envs.core.view(self._teacher_view)
-        if not self.hyperparameters["teacher_sampled"]:
+        if not self.config.teacher_sampled:
             return teacher(view), {}
         with torch.no_grad():
             probabilities = torch.softmax(teacher.policy_output(view), dim=-1)
@@ -222,20 +240,20 @@ class QECStudent(Agent):
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Logits (B, A) with revealing measurements at −10⁹ (``mask_revealing``; else as they are) and the
         tracked v (B,), restarted where ``obs`` begins an episode (all zeros)."""
-        if not self.hyperparameters["mask_revealing"]:
+        if not self.config.mask_revealing:
             return logits, shift
         shift = torch.where((obs != 0).any(1), shift, self.envs.core.initial_shift)
         return logits.masked_fill(self.envs.core.revealing(shift), -1e9), shift
 
     def _shift_after(self, actions: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """The tracked v after ``actions`` (unchanged without ``mask_revealing``)."""
-        return self.envs.core.shift_after(actions, shift) if self.hyperparameters["mask_revealing"] else shift
+        return self.envs.core.shift_after(actions, shift) if self.config.mask_revealing else shift
 
     def _masked(self, logits: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
                 shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`_mask_step` along a batch: logits (T, B, A), observations (T, B, ·), ``actions`` (T, B) from
         v = ``shift`` (B,); the masked logits and the v after the last action."""
-        if not self.hyperparameters["mask_revealing"]:
+        if not self.config.mask_revealing:
             return logits, shift
         out = []
         for t in range(obs.shape[0]):
@@ -259,7 +277,7 @@ class QECStudent(Agent):
             _, following = self.model.step(batch.last_obs, last)
             last_value = self._values(following)
             advantages = gae(batch.rewards, values.detach(), batch.dones, last_value,
-                             self.hyperparameters["gamma"], 0.95)
+                             self.config.gamma, 0.95)
         return advantages, advantages + values.detach()
 
     def _refine(self) -> dict[str, Any]:

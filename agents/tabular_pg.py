@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,11 +11,37 @@ from gymnasium import spaces
 
 from physrl.agents.base import Agent
 from physrl.agents.distributed import average_gradients
+from physrl.agents.hyperparameters import Hyperparameters, param
+from physrl.envs.validation import check_choice, check_float, check_int
 from physrl.agents.rollout import discounted_returns, masked_mean
 from physrl.envs.core import VectorEnv
 from physrl.envs.validation import check_choice, check_float
 
 BASELINES = ("none", "batch_mean", "running_mean")
+
+
+@dataclass
+class TabularPGConfig(Hyperparameters):
+    """Hyperparameters of :class:`TabularPolicyGradient` (``tabular-pg``)."""
+
+    agent = "tabular-pg"
+    learning_rate: float = param(0.1, "step size η of the REINFORCE update, > 0")
+    optimizer: str = param("sgd", "sgd or adam")
+    baseline: str = param("none", "b(s) subtracted from the return: none, batch_mean or running_mean")
+    baseline_rate: float = param(0.1, "update rate of the running_mean baseline, in (0, 1]")
+    gamma: float = param(1.0, "discount γ, in [0, 1]")
+    ignore_observation: bool = param(False, "one state for every observation (the lecture's walker π = σ(θ))")
+    num_steps: int | None = param(None, "steps of every sub-env per iteration (None: one episode cycle, horizon + 1)")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_float("learning_rate", self.learning_rate, 0.0, low_open=True)
+        check_choice("optimizer", self.optimizer, ("sgd", "adam"))
+        check_choice("baseline", self.baseline, BASELINES)
+        check_float("baseline_rate", self.baseline_rate, 0.0, 1.0, low_open=True)
+        check_float("gamma", self.gamma, 0.0, 1.0)
+        if self.num_steps is not None:
+            check_int("num_steps", self.num_steps, 1)
 
 
 class TabularPolicyGradient(Agent):
@@ -33,31 +60,23 @@ class TabularPolicyGradient(Agent):
     fixed-horizon env holds exactly ``num_envs`` whole episodes, as in the lecture.
     """
 
-    def __init__(self, envs: VectorEnv, seed: int = 0, learning_rate: float = 0.1, optimizer: str = "sgd",
-                 baseline: str = "none", baseline_rate: float = 0.1, gamma: float = 1.0,
-                 ignore_observation: bool = False, num_steps: int | None = None) -> None:
+    config_class = TabularPGConfig
+
+    def __init__(self, envs: VectorEnv, seed: int = 0, config: TabularPGConfig | None = None,
+                 **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
+        hp = self.configure(config, hyperparameters)
         n_actions = self.discrete_actions()
         obs_space = envs.single_observation_space
-        if not isinstance(ignore_observation, bool):
-            raise TypeError(f"ignore_observation must be a bool, got {ignore_observation!r}")
-        if not ignore_observation and not isinstance(obs_space, spaces.Discrete):
+        if not hp.ignore_observation and not isinstance(obs_space, spaces.Discrete):
             raise TypeError(f"TabularPolicyGradient needs a Discrete observation space (or ignore_observation=True), "
                             f"got {obs_space}")
-        self.n_states = 1 if ignore_observation else int(obs_space.n)
-        self.obs_start = 0 if ignore_observation else int(obs_space.start)
-        self.hyperparameters = {
-            "learning_rate": check_float("learning_rate", learning_rate, 0.0, low_open=True),
-            "optimizer": check_choice("optimizer", optimizer, ("sgd", "adam")),
-            "baseline": check_choice("baseline", baseline, BASELINES),
-            "baseline_rate": check_float("baseline_rate", baseline_rate, 0.0, 1.0, low_open=True),
-            "gamma": check_float("gamma", gamma, 0.0, 1.0),
-            "ignore_observation": ignore_observation,
-            "num_steps": self.default_num_steps(num_steps),
-        }
+        self.n_states = 1 if hp.ignore_observation else int(obs_space.n)
+        self.obs_start = 0 if hp.ignore_observation else int(obs_space.start)
+        hp.num_steps = self.default_num_steps(hp.num_steps)
         self.theta = torch.nn.Parameter(torch.zeros(self.n_states, n_actions - 1, device=self.device))
-        optimizer_class = torch.optim.SGD if optimizer == "sgd" else torch.optim.Adam
-        self.optimizer = optimizer_class([self.theta], lr=self.hyperparameters["learning_rate"])
+        optimizer_class = torch.optim.SGD if hp.optimizer == "sgd" else torch.optim.Adam
+        self.optimizer = optimizer_class([self.theta], lr=hp.learning_rate)
         self.baseline_table = torch.zeros(self.n_states, device=self.device)
 
     def states(self, obs: torch.Tensor) -> torch.Tensor:
@@ -110,7 +129,7 @@ class TabularPolicyGradient(Agent):
         weight = used.to(torch.float32).flatten()
         sums = torch.zeros_like(self.baseline_table).index_add_(0, states.flatten(), returns.flatten() * weight)
         counts = torch.zeros_like(self.baseline_table).index_add_(0, states.flatten(), weight)
-        rate = self.hyperparameters["baseline_rate"]
+        rate = self.config.baseline_rate
         updated = (1 - rate) * self.baseline_table + rate * sums / counts.clamp(min=1)
         self.baseline_table = torch.where(counts > 0, updated, self.baseline_table)
 
