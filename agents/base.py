@@ -33,6 +33,8 @@ class Agent:
     """
 
     config_class: ClassVar[type[Hyperparameters]] = Hyperparameters
+    #: the run's budget of env steps, which ``physrl train`` sets before training (SB3's schedules use it)
+    total_steps: int | None = None
 
     def __init__(self, envs: VectorEnv, seed: int) -> None:
         self.envs = envs

@@ -11,17 +11,15 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from typing import Any, ClassVar, Mapping, TypeVar
+from typing import Any, ClassVar, Mapping, Self
 
 __all__ = ["Hyperparameters", "param"]
 
-H = TypeVar("H", bound="Hyperparameters")
-
 
 def param(default: Any, help: str) -> Any:
-    """A dataclass field with ``default`` and a one-line ``help`` (a list default is copied per instance)."""
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=lambda: list(default), metadata={"help": help})
+    """A dataclass field with ``default`` and a one-line ``help`` (a list or dict default is copied per instance)."""
+    if isinstance(default, (list, dict)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
     return dataclasses.field(default=default, metadata={"help": help})
 
 
@@ -88,7 +86,7 @@ class Hyperparameters:
                 for field in dataclasses.fields(cls)}
 
     @classmethod
-    def from_dict(cls: type[H], values: Mapping[str, Any]) -> H:
+    def from_dict(cls, values: Mapping[str, Any]) -> Self:
         """Build from a mapping (a config file's table, ``--set`` values, a checkpoint's record); a name
         that is not a hyperparameter is refused with the list of allowed ones and their defaults."""
         if not isinstance(values, Mapping):
@@ -101,7 +99,7 @@ class Hyperparameters:
         return cls(**values)
 
     @classmethod
-    def build(cls: type[H], config: H | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] = {}) -> H:
+    def build(cls, config: Hyperparameters | Mapping[str, Any] | None = None, overrides: Mapping[str, Any] = {}) -> Self:
         """A new instance from ``config`` (an instance or a mapping; None: the defaults) with ``overrides``."""
         if isinstance(config, Hyperparameters):
             if not isinstance(config, cls):

@@ -85,10 +85,10 @@ API_PAGES = {
     "api/envs": ("envs", ["core", "validation", "rng", "gym_adapter", "walker", "maze", "qec", "oscillator"]),
     "api/kernels": ("envs/kernels", ["qubits", "qubit_pairs", "recoverable_information", "oscillator",
                                        "wigner"]),
-    "api/agents": ("agents", ["base", "rollout", "schedules", "networks", "tabular_pg", "deep_pg", "q_learning", "dqn",
-                              "student", "distributed"]),
+    "api/agents": ("agents", ["base", "hyperparameters", "rollout", "schedules", "networks", "tabular_pg",
+                              "deep_pg", "q_learning", "dqn", "student", "sb3", "distributed"]),
     "api/reference": ("agents/reference", ["walker", "maze", "qec", "oscillator", "uniform"]),
-    "api/training": ("training", ["train", "checkpoint", "evaluate", "challenge", "bench", "sb3", "demo"]),
+    "api/training": ("training", ["train", "config", "checkpoint", "evaluate", "challenge", "bench", "demo"]),
 }
 MODULES_MARKER = "<!-- physrl-api-modules -->"
 

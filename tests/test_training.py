@@ -19,7 +19,7 @@ from physrl.training import load_policy, train
 from physrl.training.checkpoint import load_checkpoint
 from physrl.training.cli import main
 from physrl.training.evaluate import evaluate
-from physrl.training.sb3 import SB3VecEnv
+from physrl.agents.sb3 import SB3VecEnv
 
 WALKER = "physrl/RandomWalker-v0"
 MAZE = "physrl/TreasureMaze-v0"

@@ -321,9 +321,9 @@ def evaluate_command(args: argparse.Namespace) -> str:
 
 def training_command(config: dict[str, Any]) -> str:
     """A ``physrl train`` command line that reproduces the run of a checkpoint's ``config``."""
-    from physrl.training.train import default_hyperparameters
+    from physrl.training.config import hyperparameter_class
 
-    defaults = default_hyperparameters(config["agent"])
+    defaults = hyperparameter_class(config["agent"]).defaults()
     parts = ["physrl train", "--env", config["env_id"], "--agent", config["agent"], "--seed", str(config["seed"]),
              "--num-envs", str(config["num_envs"]), "--total-steps", str(config["total_steps"])]
     if config["env_kwargs"]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import warnings
 from pathlib import Path
 from typing import Any, Callable
 
@@ -146,20 +147,23 @@ def make_envs(config: dict[str, Any], num_envs: int, device: torch.device | str)
 
 
 def restore_agent(checkpoint: dict[str, Any], device: torch.device | str) -> Any:
-    """One of our agents rebuilt from a loaded checkpoint (:func:`load_checkpoint`), on one sub-env of its
-    run's env on ``device``, with its trained state."""
-    from physrl.agents import AGENTS
-    from physrl.training import sb3
+    """The agent of a loaded checkpoint (:func:`load_checkpoint`) rebuilt on one sub-env of its run's env
+    on ``device``, with its trained state; its hyperparameters are read into the agent's dataclass (old
+    checkpoints' too: hyperparameters added since take their defaults)."""
+    from physrl.agents import ALL_AGENTS
 
     config = checkpoint["config"]
-    if config["agent"] not in AGENTS:
-        raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: "
-                         f"{sorted(AGENTS) + sorted(sb3.ALGORITHMS)}")
-    agent = AGENTS[config["agent"]](make_envs(config, 1, device), seed=config["seed"], **config["hyperparameters"])
+    if config["agent"] not in ALL_AGENTS:
+        raise ValueError(f"checkpoint agent {config['agent']!r} is unknown; allowed: {list(ALL_AGENTS)}")
+    agent_class = ALL_AGENTS[config["agent"]]
+    hyperparameters = agent_class.config_class.from_dict(config["hyperparameters"])
+    with warnings.catch_warnings():  # SB3 warns about batch sizes, which do not matter for acting on one sub-env
+        warnings.simplefilter("ignore", UserWarning)
+        agent = agent_class(make_envs(config, 1, device), seed=config["seed"], config=hyperparameters)
     state = checkpoint["state"]
     if state.get("policy_only"):  # what export_policy dropped comes from the fresh agent
         state = {**agent.state_dict(), **{k: v for k, v in state.items() if k != "policy_only"}}
-    agent.load_state_dict(state)
+    agent.load_state_dict({"global_step": checkpoint["global_step"], **state})
     return agent
 
 
@@ -168,16 +172,11 @@ TRAINING_STATE = ("optimizer", "rollout", "generator", "buffer", "ranks", "targe
 
 
 def export_policy(checkpoint_path: str | os.PathLike, out: str | os.PathLike) -> Path:
-    """Write the policy of a checkpoint of one of our agents to ``out`` without what only training
+    """Write the policy of a checkpoint to ``out`` without what only training
     needs (:data:`TRAINING_STATE`: optimiser, rollout and env state, random generator, replay buffer),
     for scoring and shipping: :func:`load_policy` reads it as the original; ``physrl train --resume``
     refuses it."""
-    from physrl.agents import AGENTS
-
     checkpoint = load_checkpoint(checkpoint_path)
-    if checkpoint["config"]["agent"] not in AGENTS:
-        raise ValueError(f"export_policy needs a checkpoint of one of our agents {sorted(AGENTS)}, "
-                         f"got {checkpoint['config']['agent']!r}")
     state = {key: value for key, value in checkpoint["state"].items() if key not in TRAINING_STATE}
     return save_checkpoint(out, checkpoint["config"], checkpoint["global_step"], {**state, "policy_only": True})
 
@@ -198,22 +197,15 @@ def load_policy(checkpoint_path: str | os.PathLike, device: torch.device | str =
     The returned :class:`LoadedPolicy` maps a batch of observations to a batch of actions, greedy
     (``deterministic=True``, the default) or sampled. ``env_id``, ``observation_space`` and
     ``action_space``, when given, must match the checkpoint (see :func:`load_checkpoint`).
-    Works for our agents and the ``sb3-*`` references alike.
+    Works for every agent of ``physrl.agents.ALL_AGENTS``, the ``sb3-*`` references included.
     """
     import physrl.envs  # noqa: F401  (registers the environments)
-    from physrl.training import sb3
 
     device = check_device(device)
     checkpoint = load_checkpoint(checkpoint_path, env_id, observation_space, action_space)
     config = checkpoint["config"]
-    if config["agent"] in sb3.ALGORITHMS:
-        envs = make_envs(config, 1, device)
-        act = sb3.load_policy_state(config["agent"], envs, config["hyperparameters"], checkpoint["state"], device,
-                                    deterministic)
-        envs.close()
-    else:
-        agent = restore_agent(checkpoint, device)
+    agent = restore_agent(checkpoint, device)
 
-        def act(observations: torch.Tensor) -> torch.Tensor:
-            return agent.act(observations, deterministic=deterministic)
+    def act(observations: torch.Tensor) -> torch.Tensor:
+        return agent.act(observations, deterministic=deterministic)
     return LoadedPolicy(act, config, checkpoint["global_step"], device)

@@ -24,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        sub = commands.add_parser(name, help=help_text, description=help_text)
+        # "resolve": a subcommand may define its own -h/--help (train's lists an agent's hyperparameters)
+        sub = commands.add_parser(name, help=help_text, description=help_text, conflict_handler="resolve")
         sub.set_defaults(module=module)
         importlib.import_module(f"physrl.training.{module}").add_arguments(sub)
     return parser

@@ -17,14 +17,13 @@ continues that run at the same step.
 from __future__ import annotations
 
 import argparse
-import inspect
+import dataclasses
 import json
 import math
 import signal
 import sys
 import threading
 import time
-import tomllib
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,18 +32,19 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 from tqdm import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
+from physrl.agents import ALL_AGENTS
 from physrl.agents.distributed import (any_rank, broadcast, gather_to_rank0, join_from_environment,
                                        leave_process_group, rank_and_world_size)
-from physrl.envs.validation import check_int
-from physrl.training import sb3
-from physrl.training.checkpoint import (CHECKPOINT_NAME, check_device, checkpoint_file, load_checkpoint,
-                                        make_envs, save_checkpoint, space_spec)
+from physrl.agents.hyperparameters import Hyperparameters
+from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
+                                        save_checkpoint, space_spec)
+from physrl.training.config import (FIELDS, RunConfig, assign, hyperparameter_class, parse_assignment,
+                                    read_config_file)
 from physrl.training.maze_log import MazeOptimumLog
 from physrl.training.qec_log import QecLifetimeLog
 from physrl.training.teacher import attach_teacher
@@ -53,123 +53,11 @@ from physrl.training.teacher import attach_teacher
 #: of their state that differ between ranks (stored per rank in the checkpoint)
 DISTRIBUTED_AGENTS = {"tabular-pg", "deep-pg", "dqn"}
 RANK_STATE = ("rollout", "generator", "buffer", "baseline_table")
-DEFAULTS: dict[str, Any] = {"num_envs": 16, "device": "cpu", "total_steps": 100_000, "seed": 0, "logdir": "runs"}
+RUN_FIELDS = {field.name: field for field in dataclasses.fields(RunConfig)}
 CHECKPOINT_EVERY = 600.0  # seconds between the checkpoints written during training
 PICTURE_EVERY = 300.0  # seconds between the episode pictures (also after the first iteration and at the end)
 #: Seed of the pictured episode: always the same one, so the pictures compare along a run.
 PICTURE_SEED = 1_000_000
-#: keys of a --config file (YAML or TOML); CLI options override them
-FILE_KEYS = ("env", "agent", "num_envs", "device", "total_steps", "seed", "logdir", "env_kwargs", "hyperparameters")
-
-
-def our_agents() -> dict[str, type]:
-    """``physrl.agents.AGENTS``: our from-scratch agents by CLI name."""
-    from physrl.agents import AGENTS
-    return AGENTS
-
-
-def agent_names() -> list[str]:
-    """Every name ``--agent`` accepts: ours, then the SB3 references."""
-    return sorted(our_agents()) + sorted(sb3.ALGORITHMS)
-
-
-def default_hyperparameters(agent: str) -> dict[str, Any]:
-    """The hyperparameters an agent accepts, with their defaults (for ours: the constructor's keywords)."""
-    if agent in sb3.ALGORITHMS:
-        return sb3.default_hyperparameters(agent)
-    agents = our_agents()
-    if agent not in agents:
-        raise ValueError(f"agent must be one of {agent_names()}, got {agent!r}")
-    return {name: parameter.default for name, parameter in inspect.signature(agents[agent]).parameters.items()
-            if name not in ("envs", "seed")
-            and parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
-
-
-def _coerce(agent: str, key: str, value: Any, default: Any) -> Any:
-    """``value`` converted to the type of ``default`` where that is lossless (int -> float, "3e-4" -> float).
-
-    ``None`` (YAML ``null``) is passed on as is: the agent says whether it accepts it.
-    """
-    if value is None or default is None or default is inspect.Parameter.empty:
-        return value
-    if isinstance(default, bool):
-        if isinstance(value, bool):
-            return value
-    elif isinstance(default, int):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif isinstance(default, float):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)  # YAML 1.1 reads 3e-4 as a string
-            except ValueError:
-                pass
-    elif isinstance(default, (list, tuple)):
-        if isinstance(value, (list, tuple)):
-            return list(value)
-    elif isinstance(value, type(default)):
-        return value
-    raise TypeError(f"hyperparameter {key!r} of {agent} must be a {type(default).__name__} like its default "
-                    f"{default!r}, got {value!r}")
-
-
-def resolve_hyperparameters(agent: str, overrides: dict[str, Any]) -> dict[str, Any]:
-    """Check ``overrides`` against the agent's hyperparameters; return them converted to the defaults' types."""
-    defaults = default_hyperparameters(agent)
-    unknown = sorted(set(overrides) - set(defaults))
-    if unknown:
-        allowed = ", ".join(f"{name}={value!r}" for name, value in sorted(defaults.items()))
-        raise ValueError(f"unknown hyperparameter(s) {unknown} for agent {agent!r}; allowed (with defaults): {allowed}")
-    return {key: _coerce(agent, key, value, defaults[key]) for key, value in overrides.items()}
-
-
-def read_config_file(path: str | Path) -> dict[str, Any]:
-    """Read a YAML (.yaml/.yml) or TOML (.toml) run configuration and check its keys (:data:`FILE_KEYS`)."""
-    path = Path(path)
-    if path.suffix in (".yaml", ".yml"):
-        with open(path, encoding="utf-8") as file:
-            try:
-                config = yaml.safe_load(file) or {}
-            except yaml.YAMLError as error:
-                mark = getattr(error, "problem_mark", None)
-                where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-                problem = getattr(error, "problem", None) or str(error).splitlines()[0]
-                raise ValueError(f"config file {str(path)!r}{where}: malformed YAML: {problem}") from None
-            except UnicodeDecodeError as error:
-                raise ValueError(f"config file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
-    elif path.suffix == ".toml":
-        with open(path, "rb") as file:
-            try:
-                config = tomllib.load(file)
-            except tomllib.TOMLDecodeError as error:
-                raise ValueError(f"config file {str(path)!r}: malformed TOML: {error}") from None
-            except UnicodeDecodeError as error:
-                raise ValueError(f"config file {str(path)!r} is not UTF-8 text (byte {error.start})") from None
-    else:
-        raise ValueError(f"config must be a .yaml, .yml or .toml file, got {str(path)!r}")
-    if not isinstance(config, dict):
-        raise ValueError(f"config file {str(path)!r} must hold a mapping of {list(FILE_KEYS)}, got {config!r}")
-    unknown = sorted(set(config) - set(FILE_KEYS))
-    if unknown:
-        raise ValueError(f"unknown key(s) {unknown} in config file {str(path)!r}; allowed: {list(FILE_KEYS)} "
-                         "(hyperparameters go in a 'hyperparameters' table)")
-    for key in ("env_kwargs", "hyperparameters"):
-        if not isinstance(config.get(key, {}), dict):
-            raise ValueError(f"{key} in config file {str(path)!r} must be a mapping, got {config[key]!r}")
-    return config
-
-
-def parse_assignment(text: str) -> tuple[str, Any]:
-    """``"key=value"`` -> (key, value), the value read as JSON when it is JSON (3e-4, true, [64, 64]), else a string."""
-    key, separator, value = text.partition("=")
-    if not separator or not key.strip():
-        raise ValueError(f"--set takes KEY=VALUE, got {text!r}")
-    try:
-        return key.strip(), json.loads(value)
-    except json.JSONDecodeError:
-        return key.strip(), value
 
 
 class StopSignal:
@@ -278,79 +166,64 @@ def _new_run_dir(logdir: str | Path, env_id: str, agent: str, seed: int) -> Path
             run_dir = base.with_name(f"{base.name}-{suffix}")
 
 
-def _resume_config(resume: str | Path, env_id: str | None, given: dict[str, Any]) -> tuple[dict[str, Any], Any]:
-    """The checkpoint's config and checkpoint; options given with ``resume`` must agree with the run's."""
-    checkpoint = load_checkpoint(resume, env_id)
-    config = dict(checkpoint["config"])
+def _resume_config(resume: str | Path, given: dict[str, Any]) -> tuple[RunConfig, Any]:
+    """The checkpoint's run and checkpoint; options given with ``resume`` must agree with the run's
+    (only ``total_steps`` and ``device`` may change)."""
+    checkpoint = load_checkpoint(resume, given.get("env_id"))
+    changes = {key: given[key] for key in ("total_steps", "device") if key in given}
+    config = RunConfig.from_record({**checkpoint["config"], **changes})
+    record = config.to_dict()
     for key, value in given.items():
         if key == "hyperparameters":
-            value = resolve_hyperparameters(config["agent"], value)
-            differing = {name: v for name, v in value.items() if config[key].get(name) != v}
+            value = value.to_dict() if isinstance(value, Hyperparameters) else dict(value)
+            resolved = config.hyperparameters.build(config.hyperparameters, value).to_dict()
+            differing = {name: resolved[name] for name in value if resolved[name] != record[key][name]}
             if differing:
                 raise ValueError(f"resume continues the run as it was: hyperparameters {differing} differ from the "
-                                 f"checkpoint's {config[key]}")
-        elif value is not None and value != config[key]:
-            raise ValueError(f"resume continues the run as it was: {key} is {config[key]!r} in the checkpoint, "
+                                 f"checkpoint's {record[key]}")
+        elif key not in ("total_steps", "device", "logdir") and value != record[key]:
+            raise ValueError(f"resume continues the run as it was: {key} is {record[key]!r} in the checkpoint, "
                              f"got {value!r} (only total_steps and device may change)")
     return config, checkpoint
 
 
-def _default(value: Any, key: str) -> Any:
-    return DEFAULTS[key] if value is None else value
-
-
 @dataclass
 class Run:
-    """A prepared run: its config, envs, learner (our agent or an SB3 model), folder and start step."""
+    """A prepared run: its config, the record a checkpoint keeps of it (the config and the env's spaces),
+    envs, learner, folder and start step."""
 
-    config: dict[str, Any]
+    config: RunConfig
+    record: dict[str, Any]
     envs: gym.vector.VectorEnv
     learner: Any
     run_dir: Path
     start_step: int
 
 
-def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: int | None = None,
-            device: str | None = None, total_steps: int | None = None, seed: int | None = None,
-            env_kwargs: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
-            logdir: str | Path | None = None, resume: str | Path | None = None) -> Run:
-    """Check the options, build envs and learner (restored from ``resume``), create or reuse the run folder."""
-    hyperparameters = dict(hyperparameters or {})
+def prepare(env_id: str | None = None, agent: str | None = None, *, config: RunConfig | None = None,
+            resume: str | Path | None = None, **options: Any) -> Run:
+    """Check the options, build envs and learner (restored from ``resume``), create or reuse the run folder.
+
+    ``options`` are fields of :class:`~physrl.training.config.RunConfig` (``num_envs``, ``hyperparameters``,
+    ...); they override ``config``. None stands for not given.
+    """
+    given = {key: value for key, value in {"env_id": env_id, "agent": agent, **options}.items() if value is not None}
     if resume is not None:
-        config, checkpoint = _resume_config(resume, env_id, {
-            "agent": agent, "num_envs": num_envs, "seed": seed, "env_kwargs": env_kwargs,
-            "hyperparameters": hyperparameters})
+        config, checkpoint = _resume_config(resume, given)
         if checkpoint["state"].get("policy_only"):
             raise ValueError(f"cannot resume {str(resume)!r}: it is a policy-only checkpoint (export_policy) "
                              "without optimiser and env state; resume from the run's own checkpoint.pt")
-        if total_steps is not None:
-            config["total_steps"] = check_int("total_steps", total_steps, 1)
-        config["device"] = str(check_device(device or config["device"]))
     else:
-        if env_id is None or agent is None:
-            raise ValueError("env_id (--env) and agent (--agent) are required unless resuming (--resume PATH)")
-        if env_id not in gym.registry:
-            physrl_ids = sorted(name for name in gym.registry if name.startswith("physrl/"))
-            raise ValueError(f"env_id must be a registered env such as {physrl_ids}, got {env_id!r}")
-        if agent not in agent_names():
-            raise ValueError(f"agent must be one of {agent_names()}, got {agent!r}")
-        if env_kwargs is not None and not isinstance(env_kwargs, dict):
-            raise TypeError(f"env_kwargs must be a dict, got {env_kwargs!r}")
-        config = {"env_id": env_id, "env_kwargs": dict(env_kwargs or {}), "agent": agent,
-                  "hyperparameters": resolve_hyperparameters(agent, hyperparameters),
-                  "seed": check_int("seed", _default(seed, "seed"), 0),
-                  "num_envs": check_int("num_envs", _default(num_envs, "num_envs"), 1),
-                  "total_steps": check_int("total_steps", _default(total_steps, "total_steps"), 1),
-                  "device": str(check_device(_default(device, "device")))}
-        checkpoint = None
+        base = {} if config is None else {name: getattr(config, name) for name in FIELDS}
+        config, checkpoint = RunConfig.from_dict({**base, **given}), None
 
-    rank, world_size, local_device = join_from_environment(config["device"])
+    rank, world_size, local_device = join_from_environment(config.device)
     if world_size > 1:
-        if config["agent"] not in DISTRIBUTED_AGENTS:
+        if config.agent not in DISTRIBUTED_AGENTS:
             raise ValueError(f"agent must be one of {sorted(DISTRIBUTED_AGENTS)} under torchrun "
-                             f"(gradient-based agents of ours), got {config['agent']!r}")
-        if config["num_envs"] % world_size:
-            raise ValueError(f"num_envs ({config['num_envs']}) must be divisible by the number of ranks ({world_size})")
+                             f"(gradient-based agents of ours), got {config.agent!r}")
+        if config.num_envs % world_size:
+            raise ValueError(f"num_envs ({config.num_envs}) must be divisible by the number of ranks ({world_size})")
         if checkpoint is not None:
             ranks = checkpoint["state"].get("ranks")
             if ranks is None or len(ranks) != world_size:
@@ -358,51 +231,42 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, num_envs: in
                                  f"{1 if ranks is None else len(ranks)}")
     if checkpoint is not None and "ranks" in checkpoint["state"]:
         checkpoint["state"].update(checkpoint["state"]["ranks"][rank])
-    envs = make_envs(config, config["num_envs"] // world_size, local_device)
-    found = {"observation_shape": list(envs.single_observation_space.shape),
-             "observation_space": space_spec(envs.single_observation_space),
-             "action_space": space_spec(envs.single_action_space)}
-    changed = [key for key, value in found.items() if checkpoint is not None and config[key] != value]
+    envs = make_envs(config.to_dict(), config.num_envs // world_size, local_device)
+    spaces = {"observation_shape": list(envs.single_observation_space.shape),
+              "observation_space": space_spec(envs.single_observation_space),
+              "action_space": space_spec(envs.single_action_space)}
+    changed = [key for key, value in spaces.items() if checkpoint is not None and checkpoint["config"][key] != value]
     if changed:
         raise ValueError(f"cannot resume: the env's {changed} differ from the checkpoint's")
-    config.update(found)
-    name = config["agent"]
-    if name in sb3.ALGORITHMS:
-        config["hyperparameters"] = {**sb3.default_hyperparameters(name), **config["hyperparameters"]}
-        learner = sb3.make_model(name, envs, config["hyperparameters"], config["seed"], config["device"])
-    else:
-        try:
-            learner = our_agents()[name](envs, seed=config["seed"], **config["hyperparameters"])
-        except (ValueError, TypeError) as error:
-            envs.close()
-            raise type(error)(f"agent {name!r} cannot train on {config['env_id']} (observation space "
-                              f"{envs.single_observation_space}, action space {envs.single_action_space}): "
-                              f"{error}") from None
-        config["hyperparameters"] = dict(learner.hyperparameters)
+    name = config.agent
+    try:
+        learner = ALL_AGENTS[name](envs, seed=config.seed, config=config.hyperparameters)
+    except (ValueError, TypeError) as error:
+        envs.close()
+        raise type(error)(f"agent {name!r} cannot train on {config.env_id} (observation space "
+                          f"{envs.single_observation_space}, action space {envs.single_action_space}): "
+                          f"{error}") from None
+    config.hyperparameters = learner.config  # resolved against the env (num_steps: the horizon + 1, ...)
     if checkpoint is None:
         start_step = 0
     else:
         start_step = checkpoint["global_step"]
-        if config["total_steps"] <= start_step and total_steps is not None:
-            raise ValueError(f"total_steps ({total_steps}) must be above the step the run has reached "
+        if config.total_steps <= start_step and "total_steps" in given:
+            raise ValueError(f"total_steps ({config.total_steps}) must be above the step the run has reached "
                              f"({start_step}) to continue it")
-        if name in sb3.ALGORITHMS:
-            sb3.load_model_state(learner, checkpoint["state"], start_step)
-        else:
-            learner.load_state_dict(checkpoint["state"])
-            if learner.global_step != start_step:
-                raise RuntimeError(f"agent {name!r} restored global_step {learner.global_step}, "
-                                   f"the checkpoint says {start_step}")
-    if name not in sb3.ALGORITHMS:
-        attach_teacher(learner).check_ready()
+        learner.load_state_dict({"global_step": start_step, **checkpoint["state"]})
+        if learner.global_step != start_step:
+            raise RuntimeError(f"agent {name!r} restored global_step {learner.global_step}, "
+                               f"the checkpoint says {start_step}")
+    attach_teacher(learner).check_ready()
     if checkpoint is None:
-        run_dir = broadcast(_new_run_dir(_default(logdir, "logdir"), config["env_id"], name, config["seed"])
-                            if rank == 0 else None)
+        run_dir = broadcast(_new_run_dir(config.logdir, config.env_id, name, config.seed) if rank == 0 else None)
     else:
         run_dir = checkpoint_file(resume).parent
+    record = {**config.to_dict(), **spaces}
     if rank == 0:
-        (run_dir / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    return Run(config, envs, learner, run_dir, start_step)
+        (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
+    return Run(config, record, envs, learner, run_dir, start_step)
 
 
 def check_seconds(name: str, seconds: float) -> float:
@@ -434,14 +298,14 @@ def episode_summary(config: dict[str, Any], act: Any, device: torch.device | str
 
 
 def save_run(run: Run) -> tuple[int, dict[str, Any]]:
-    """Write the checkpoint of one of our agents (on rank 0, with every rank's RNG state); return (step, state)."""
+    """Write the learner's checkpoint (on rank 0, with every rank's RNG state); return (step, state)."""
     rank, world_size = rank_and_world_size()
     step, state = run.learner.global_step, run.learner.state_dict()
     if world_size > 1:
         ranks = gather_to_rank0({key: state[key] for key in RANK_STATE if key in state})
         state = {**state, "ranks": ranks}
     if rank == 0:
-        save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.config, step, state)
+        save_checkpoint(run.run_dir / CHECKPOINT_NAME, run.record, step, state)
     return step, state
 
 
@@ -449,55 +313,50 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
             picture_every: float = PICTURE_EVERY) -> int | None:
     """Train until ``total_steps`` or a stop signal, then save the checkpoint; return the signal (or None).
 
-    Our agents also save a checkpoint every ``checkpoint_every`` seconds (decided together on all
-    ranks), so a run killed without a signal (out of memory, a lost machine) loses at most that much,
-    and log a picture of one greedy episode after the first iteration, every ``picture_every``
-    seconds (0: never) and at the end.
+    It also saves a checkpoint every ``checkpoint_every`` seconds (decided together on all ranks), so a
+    run killed without a signal (out of memory, a lost machine) loses at most that much, and logs a
+    picture of one greedy episode after the first iteration, every ``picture_every`` seconds (0: never)
+    and at the end.
     """
-    config, learner = run.config, run.learner
+    record, learner = run.record, run.learner
     rank, world_size = rank_and_world_size()
     check_seconds("checkpoint_every", checkpoint_every)
     check_seconds("picture_every", picture_every)
+    learner.total_steps = run.config.total_steps
 
     def picture() -> None:
         if rank == 0 and picture_every > 0:
-            summary = episode_summary(config, learner.act, learner.device)
+            summary = episode_summary(record, learner.act, learner.device)
             if lifetime is not None:
                 summary.update(lifetime.stats())
             log.log_summary(learner.global_step, summary)
     with StopSignal() as stop:
-        log = RunLog(run.run_dir, config, run.start_step, progress and rank == 0, write=rank == 0)
+        log = RunLog(run.run_dir, record, run.start_step, progress and rank == 0, write=rank == 0)
         try:
-            if config["agent"] in sb3.ALGORITHMS:
-                sb3.learn(learner, config["total_steps"], log.writer, log.log, stop.requested)
-                step = learner.num_timesteps
-                if rank == 0:
-                    save_checkpoint(run.run_dir / CHECKPOINT_NAME, config, step, sb3.model_state(learner))
-            else:
-                saved, pictured = time.monotonic(), None
-                optimum = MazeOptimumLog(run.envs, learner) if MazeOptimumLog.applies(run.envs, learner) else None
-                core = getattr(run.envs, "core", None)
-                counts_shots = isinstance(getattr(core, "shots", None), torch.Tensor)  # rewards from measurements
-                lifetime = QecLifetimeLog(config, learner) if QecLifetimeLog.applies(run.envs, learner) else None
-                while learner.global_step < config["total_steps"] and not any_rank(stop.requested()):
-                    stats = learner.learn_iteration()
-                    optimizer = getattr(learner, "optimizer", None)
-                    if optimizer is not None:
-                        stats["charts/learning_rate"] = float(optimizer.param_groups[0]["lr"])
-                    if optimum is not None and rank == 0:
-                        stats.update(optimum.stats())
-                    if counts_shots:
-                        stats["charts/shots"] = int(core.shots) * world_size
-                    log.log(learner.global_step, stats)
-                    if pictured is None or time.monotonic() - pictured >= picture_every:
-                        picture()
-                        pictured = time.monotonic()
-                    if any_rank(time.monotonic() - saved >= checkpoint_every):
-                        save_run(run)
-                        saved = time.monotonic()
-                step, _ = save_run(run)
-                picture()
-            log.log_hparams(config)
+            saved, pictured = time.monotonic(), None
+            optimum = MazeOptimumLog(run.envs, learner) if MazeOptimumLog.applies(run.envs, learner) else None
+            core = getattr(run.envs, "core", None)
+            counts_shots = isinstance(getattr(core, "shots", None), torch.Tensor)  # rewards from measurements
+            lifetime = QecLifetimeLog(record, learner) if QecLifetimeLog.applies(run.envs, learner) else None
+            while learner.global_step < run.config.total_steps and not any_rank(stop.requested()):
+                stats = learner.learn_iteration()
+                optimizer = getattr(learner, "optimizer", None)
+                if optimizer is not None:
+                    stats["charts/learning_rate"] = float(optimizer.param_groups[0]["lr"])
+                if optimum is not None and rank == 0:
+                    stats.update(optimum.stats())
+                if counts_shots:
+                    stats["charts/shots"] = int(core.shots) * world_size
+                log.log(learner.global_step, stats)
+                if pictured is None or time.monotonic() - pictured >= picture_every:
+                    picture()
+                    pictured = time.monotonic()
+                if any_rank(time.monotonic() - saved >= checkpoint_every):
+                    save_run(run)
+                    saved = time.monotonic()
+            step, _ = save_run(run)
+            picture()
+            log.log_hparams(record)
         finally:
             log.close()
             run.envs.close()
@@ -507,25 +366,24 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
     return stop.signum
 
 
-def train(env_id: str | None = None, agent: str | None = None, *, num_envs: int | None = None,
-          device: str | None = None, total_steps: int | None = None, seed: int | None = None,
-          env_kwargs: dict[str, Any] | None = None, hyperparameters: dict[str, Any] | None = None,
-          logdir: str | Path | None = None, resume: str | Path | None = None, progress: bool = True,
-          checkpoint_every: float = CHECKPOINT_EVERY, picture_every: float = PICTURE_EVERY) -> Path:
+def train(env_id: str | None = None, agent: str | None = None, *, config: RunConfig | None = None,
+          resume: str | Path | None = None, progress: bool = True, checkpoint_every: float = CHECKPOINT_EVERY,
+          picture_every: float = PICTURE_EVERY, **options: Any) -> Path:
     """Train ``agent`` on ``env_id`` and return the run folder (with ``checkpoint.pt`` and ``config.json``).
 
-    Defaults: ``num_envs=16, device="cpu", total_steps=100_000, seed=0, logdir="runs"``.
-    ``hyperparameters`` are checked against the agent's (an unknown name raises ``ValueError`` listing
-    the allowed ones). ``resume`` (a checkpoint or run folder) continues that run in its folder at its
-    global step; with it only ``total_steps`` (to train longer) and ``device`` may differ from the run's.
-    A SIGINT/SIGTERM during training saves the checkpoint and returns early; our agents also save one
-    every ``checkpoint_every`` seconds (default 600) and log a picture of one greedy episode every
-    ``picture_every`` seconds (default 300; 0: never).
+    ``options`` are the other fields of :class:`~physrl.training.config.RunConfig`, with its defaults
+    (``num_envs=16, device="cpu", total_steps=100_000, seed=0, logdir="runs"``), ``env_kwargs`` and
+    ``hyperparameters`` (a mapping, checked against the agent's dataclass: an unknown name raises
+    ``ValueError`` listing the allowed ones, or the dataclass itself); they override ``config``, a whole
+    :class:`~physrl.training.config.RunConfig`. ``resume`` (a checkpoint or run folder) continues that
+    run in its folder at its global step; with it only ``total_steps`` (to train longer) and ``device``
+    may differ from the run's. A SIGINT/SIGTERM during training saves the checkpoint and returns early;
+    a checkpoint is also saved every ``checkpoint_every`` seconds (default 600), and a picture of one
+    greedy episode is logged every ``picture_every`` seconds (default 300; 0: never).
     """
     check_seconds("checkpoint_every", checkpoint_every)
     check_seconds("picture_every", picture_every)
-    run = prepare(env_id, agent, num_envs=num_envs, device=device, total_steps=total_steps, seed=seed,
-                  env_kwargs=env_kwargs, hyperparameters=hyperparameters, logdir=logdir, resume=resume)
+    run = prepare(env_id, agent, config=config, resume=resume, **options)
     execute(run, progress, checkpoint_every, picture_every)
     return run.run_dir
 
@@ -535,47 +393,54 @@ examples:
   physrl train --env physrl/TreasureMazeChallenge-v0 --agent deep-pg --num-envs 64 --total-steps 200000
   physrl train --env physrl/TreasureMaze-v0 --env-kwargs '{"size": 7, "n_chests": 3}' --agent sb3-ppo --set n_steps=64
   physrl train --env CartPole-v1 --agent deep-pg --total-steps 100000     (any registered Gymnasium env)
-  physrl train --config run.yaml --set learning_rate=1e-3
+  physrl train --config run.yaml --set learning_rate=1e-3 --set env_kwargs.size=7 --set seed=3
+  physrl train --agent deep-pg --help     (the agent's hyperparameters: type, default, help)
   physrl train --resume runs/physrl-TreasureMaze-v0__dqn__0__20250101-120000 --total-steps 400000
 
 A config file (YAML or TOML) may hold env, agent, num_envs, device, total_steps, seed, logdir,
-env_kwargs and hyperparameters (a mapping); command-line options override it. An unknown
-hyperparameter name is refused with the list of allowed names and their defaults.
+env_kwargs and hyperparameters (a mapping); the flags override it, and --set overrides both:
+--set NAME=VALUE sets a run option or a hyperparameter, --set env_kwargs.NAME=VALUE one env option,
+--set hyperparameters.NAME=VALUE one hyperparameter. An unknown hyperparameter name is refused with
+the list of allowed names and their defaults.
 Ctrl-C or SIGTERM saves a checkpoint and exits (status 128 + signal number); --resume continues.
 """
+
+
+#: run options that are flags of their own (--num-envs N, ...), with the defaults and help of RunConfig
+RUN_FLAGS = ("num_envs", "device", "total_steps", "seed", "logdir")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
     parser.epilog = EPILOG
-    parser.add_argument("--env", metavar="ID",
-                        help="registered env id: physrl/TreasureMaze-v0, ... or any Gymnasium id such as CartPole-v1")
-    parser.add_argument("--agent", metavar="NAME",
-                        help="tabular-pg, deep-pg, q-learning, dqn, qec-student (ours) or sb3-ppo, sb3-a2c, sb3-dqn")
-    parser.add_argument("--num-envs", type=int, metavar="N", help=f"parallel envs (default {DEFAULTS['num_envs']})")
-    parser.add_argument("--device", metavar="D", help="torch device for envs and agent (default cpu)")
-    parser.add_argument("--total-steps", type=int, metavar="S",
-                        help=f"env steps to train for in total (default {DEFAULTS['total_steps']})")
-    parser.add_argument("--seed", type=int, metavar="K", help="seed of envs and agent (default 0)")
+    parser.add_argument("-h", "--help", action="store_true", dest="show_help",  # replaces argparse's (cli.py)
+                        help="show this help (with --agent NAME: that agent's hyperparameters) and exit")
+    parser.add_argument("--env", metavar="ID", help=RUN_FIELDS["env_id"].metadata["help"])
+    parser.add_argument("--agent", metavar="NAME", help=RUN_FIELDS["agent"].metadata["help"])
+    for name in RUN_FLAGS:
+        field = RUN_FIELDS[name]
+        parser.add_argument("--" + name.replace("_", "-"), type=int if field.type == "int" else str,
+                            metavar=name.split("_")[-1].upper(), help=f"{field.metadata['help']} (default {field.default})")
     parser.add_argument("--config", metavar="FILE", help="YAML or TOML file with run options and hyperparameters")
-    parser.add_argument("--logdir", metavar="DIR", help="parent folder of run folders (default runs)")
     parser.add_argument("--resume", metavar="PATH", help="checkpoint.pt or run folder to continue")
     parser.add_argument("--env-kwargs", metavar="JSON", help='env options as a JSON object, e.g. \'{"size": 7}\'')
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="assignments",
-                        help="set a hyperparameter (repeatable); VALUE is read as JSON when it is JSON")
+                        help="set a hyperparameter, a run option, env_kwargs.NAME or hyperparameters.NAME "
+                             "(repeatable); VALUE is read as JSON when it is JSON")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--checkpoint-every", type=float, default=CHECKPOINT_EVERY, metavar="SECONDS",
-                        help=f"save a checkpoint this often during training (default {CHECKPOINT_EVERY:.0f}; "
-                             "sb3-* agents save at the end and on a signal)")
+                        help=f"save a checkpoint this often during training (default {CHECKPOINT_EVERY:.0f})")
     parser.add_argument("--picture-every", type=float, default=PICTURE_EVERY, metavar="SECONDS",
                         help=f"log a picture of one greedy episode to TensorBoard this often (default "
                              f"{PICTURE_EVERY:.0f}, plus after the first iteration and at the end; 0: never)")
+    parser.set_defaults(format_help=parser.format_help)
 
 
 def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of :func:`prepare` from the config file and the command line."""
-    config = read_config_file(args.config) if args.config else {}
-    env_kwargs = config.get("env_kwargs")
+    """The keyword arguments of :func:`prepare`: the config file, overridden by the flags, then by ``--set``."""
+    options = read_config_file(args.config) if args.config else {}
+    if "env" in options:
+        options["env_id"] = options.pop("env")
     if args.env_kwargs is not None:
         try:
             given = json.loads(args.env_kwargs)
@@ -583,18 +448,34 @@ def options_from_args(args: argparse.Namespace) -> dict[str, Any]:
             raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}: {error}") from None
         if not isinstance(given, dict):
             raise ValueError(f"--env-kwargs must be a JSON object, got {args.env_kwargs!r}")
-        env_kwargs = {**(env_kwargs or {}), **given}
-    hyperparameters = dict(config.get("hyperparameters", {}))
-    hyperparameters.update(parse_assignment(text) for text in args.assignments)
-    options = {key: config.get(key) for key in ("num_envs", "device", "total_steps", "seed", "logdir")}
-    options.update({key: value for key, value in vars(args).items() if key in options and value is not None})
-    return {"env_id": args.env or config.get("env"), "agent": args.agent or config.get("agent"),
-            "env_kwargs": env_kwargs, "hyperparameters": hyperparameters, "resume": args.resume, **options}
+        options["env_kwargs"] = {**(options.get("env_kwargs") or {}), **given}
+    flags = {"env_id": args.env, "agent": args.agent, **{name: getattr(args, name) for name in RUN_FLAGS}}
+    options.update({key: value for key, value in flags.items() if value is not None})
+    for text in args.assignments:
+        assign(options, *parse_assignment(text))
+    return {**options, "resume": args.resume}
+
+
+def help_text(args: argparse.Namespace) -> str:
+    """``physrl train --help``, and with an agent (``--agent`` or the config file's) its hyperparameters."""
+    agent = args.agent or (read_config_file(args.config).get("agent") if args.config else None)
+    if agent is None:
+        return args.format_help()
+    hyperparameters = hyperparameter_class(agent)
+    return (f"{args.format_help()}\nhyperparameters of {agent} (--set NAME=VALUE; {hyperparameters.__name__}):\n"
+            + "\n".join(hyperparameters.help_lines()) + "\n")
 
 
 def run(args: argparse.Namespace) -> int:
     """``physrl train``; under torchrun every rank leaves the process group before it returns, on every
     path (see :func:`physrl.agents.distributed.leave_process_group`)."""
+    if args.show_help:
+        try:
+            print(help_text(args), end="")
+        except (ValueError, TypeError) as error:
+            print(f"physrl train: error: {error}", file=sys.stderr)
+            return 2
+        return 0
     finished = False
     try:
         try:
