@@ -12,10 +12,9 @@ from gymnasium import spaces
 from physrl.agents.base import Agent
 from physrl.agents.distributed import average_gradients
 from physrl.agents.hyperparameters import Hyperparameters, param
-from physrl.envs.validation import check_choice, check_float, check_int
 from physrl.agents.rollout import discounted_returns, masked_mean
 from physrl.envs.core import VectorEnv
-from physrl.envs.validation import check_choice, check_float
+from physrl.envs.validation import check_choice, check_float, check_int
 
 BASELINES = ("none", "batch_mean", "running_mean")
 
