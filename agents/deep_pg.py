@@ -142,43 +142,41 @@ class DeepPolicyGradient(Agent):
     def __init__(self, envs: VectorEnv, seed: int = 0, config: DeepPGConfig | None = None,
                  **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
-        config = self.configure(config, hyperparameters)
-        config.num_steps = self.default_num_steps(config.num_steps)
-        if config.action_mask:
+        hp = self.configure(config, hyperparameters)
+        hp.num_steps = self.default_num_steps(hp.num_steps)
+        if hp.action_mask:
             self.discrete_actions()
             if not callable(getattr(getattr(envs, "core", None), "action_mask", None)):
                 raise ValueError("action_mask=True needs an env whose core provides action_mask(obs), such as "
                                  "physrl/QubitErrorCorrection-v0 with obs_mode='pairs'")
             envs.core.action_mask(envs.core.observe())   # the env's own check of its options
-        if config.num_minibatches > config.num_steps * envs.num_envs:
+        if hp.num_minibatches > hp.num_steps * envs.num_envs:
             raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
-                             f"{config.num_steps * envs.num_envs}, got {config.num_minibatches}")
-        if config.log_std_final is not None and not isinstance(envs.single_action_space, spaces.Box):
+                             f"{hp.num_steps * envs.num_envs}, got {hp.num_minibatches}")
+        if hp.log_std_final is not None and not isinstance(envs.single_action_space, spaces.Box):
             raise ValueError(f"log_std_final needs a Box action space (a Gaussian head), got {envs.single_action_space}")
-        hp = self.hyperparameters
-        value_baseline = hp["value_baseline"]
         obs_space = envs.single_observation_space
 
         def build() -> tuple[nn.Module, nn.Module, nn.Module | None]:
-            head = build_head(envs.single_action_space, hp["log_std_init"])
-            actor = build_network(hp["network"], obs_space, head.out_dim, hp["hidden_sizes"], out_gain=0.01)
-            critic = build_network(hp["network"], obs_space, 1, hp["hidden_sizes"]) if value_baseline else None
+            head = build_head(envs.single_action_space, hp.log_std_init)
+            actor = build_network(hp.network, obs_space, head.out_dim, hp.hidden_sizes, out_gain=0.01)
+            critic = build_network(hp.network, obs_space, 1, hp.hidden_sizes) if hp.value_baseline else None
             return head, actor, critic
 
         head, actor, critic = with_seed(self.seed, build)
         self.model = nn.ModuleDict({"head": head, "actor": actor, **({"critic": critic} if critic else {})})
         self.model.to(self.device)
         self.head, self.actor, self.critic = head, actor, critic
-        self.average_actor = copy.deepcopy(actor) if hp["average_start"] is not None else None
+        self.average_actor = copy.deepcopy(actor) if hp.average_start is not None else None
         self.averaged = 0  # iterations in the average (``average_start``)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp["learning_rate"], eps=1e-5)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.learning_rate, eps=1e-5)
 
     def _scheduled(self, start: str, final: str, steps: str) -> float:
         """Hyperparameter ``start`` moved linearly to ``final`` over ``steps`` env steps, at ``global_step``."""
-        hp = self.hyperparameters
-        if hp[final] is None:
-            return hp[start]
-        return linear_schedule(hp[start], hp[final], hp[steps], self.global_step)
+        hp = self.config
+        if getattr(hp, final) is None:
+            return getattr(hp, start)
+        return linear_schedule(getattr(hp, start), getattr(hp, final), getattr(hp, steps), self.global_step)
 
     def log_std_ceiling(self) -> float:
         """The ceiling of the log-std (``log_std_final`` schedule) at the current ``global_step``."""
@@ -214,29 +212,29 @@ class DeepPolicyGradient(Agent):
 
     def advantages(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(advantages, value targets, mask of steps to learn from), all (T, B)."""
-        hp = self.hyperparameters
+        hp = self.config
         if self.critic is None:
-            if hp["reward_to_go"]:
+            if hp.reward_to_go:
                 zero = torch.zeros_like(batch.rewards)
-                returns = gae(batch.rewards, zero, batch.dones, zero[0], hp["gamma"], 1.0)
+                returns = gae(batch.rewards, zero, batch.dones, zero[0], hp.gamma, 1.0)
             else:
                 returns = whole_episode_returns(batch)
             return returns, returns, batch.valid & batch.complete
         with torch.no_grad():
             last_value = self.critic(batch.last_obs).squeeze(-1)
         values = batch.extras["value"]
-        adv = gae(batch.rewards, values, batch.dones, last_value, hp["gamma"], hp["gae_lambda"])
+        adv = gae(batch.rewards, values, batch.dones, last_value, hp.gamma, hp.gae_lambda)
         return adv, adv + values, batch.valid
 
     def learn_iteration(self) -> dict[str, Any]:
-        hp = self.hyperparameters
-        if hp["lr_anneal_steps"] is not None:
+        hp = self.config
+        if hp.lr_anneal_steps is not None:
             for group in self.optimizer.param_groups:
-                group["lr"] = linear_schedule(hp["learning_rate"], 0.0, hp["lr_anneal_steps"], self.global_step)
-        ceiling = None if hp["log_std_final"] is None else self.log_std_ceiling()
+                group["lr"] = linear_schedule(hp.learning_rate, 0.0, hp.lr_anneal_steps, self.global_step)
+        ceiling = None if hp.log_std_final is None else self.log_std_ceiling()
         ent_coef = self.entropy_coefficient()
         self._cap_log_std(ceiling)
-        batch = self.rollout.collect(hp["num_steps"], self._explore)
+        batch = self.rollout.collect(hp.num_steps, self._explore)
         self.global_step += batch.rewards.numel() * self.world_size
         adv, targets, mask = self.advantages(batch)
         obs = batch.obs.flatten(0, 1)
@@ -244,9 +242,9 @@ class DeepPolicyGradient(Agent):
         old_log_p = batch.extras["log_prob"].flatten()
         adv, targets, mask = adv.flatten(), targets.flatten(), mask.flatten()
         n = adv.shape[0]
-        size = -(-n // hp["num_minibatches"])
+        size = -(-n // hp.num_minibatches)
         sums: dict[str, torch.Tensor] = {}
-        for _ in range(hp["update_epochs"]):
+        for _ in range(hp.update_epochs):
             order = torch.randperm(n, generator=self.generator, device=self.device)
             for start in range(0, n, size):
                 index = order[start:start + size]
@@ -255,21 +253,21 @@ class DeepPolicyGradient(Agent):
                 self.optimizer.zero_grad()
                 losses["loss"].backward()
                 average_gradients(self.model.parameters(), mask[index].sum())
-                if hp["max_grad_norm"] is not None:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+                if hp.max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(self.model.parameters(), hp.max_grad_norm)
                 self.optimizer.step()
                 self._cap_log_std(ceiling)
                 for key, value in losses.items():
                     sums[key] = sums.get(key, 0.0) + value.detach()
-        if hp["average_start"] is not None and self.global_step >= hp["average_start"]:
+        if hp.average_start is not None and self.global_step >= hp.average_start:
             self._update_average()
-        updates = hp["update_epochs"] * -(-n // size)
+        updates = hp.update_epochs * -(-n // size)
         logged = {f"losses/{k}": float(v) / updates for k, v in sums.items() if k != "loss"}
         if self.critic is not None:
             explained = explained_variance(batch.extras["value"].flatten(), targets, mask)
             if explained == explained:  # not NaN: the targets varied
                 logged["losses/explained_variance"] = explained
-        if hp["ent_coef_final"] is not None:
+        if hp.ent_coef_final is not None:
             logged["charts/ent_coef"] = ent_coef
         return {**batch.episode_stats(), **logged}
 
@@ -288,28 +286,28 @@ class DeepPolicyGradient(Agent):
 
     def _losses(self, obs: torch.Tensor, action: torch.Tensor, old_log_p: torch.Tensor, adv: torch.Tensor,
                 targets: torch.Tensor, mask: torch.Tensor, ent_coef: float) -> dict[str, torch.Tensor]:
-        hp = self.hyperparameters
+        hp = self.config
         log_p, entropy = self.head.log_prob_entropy(self.policy_output(obs), action)
-        if hp["normalize_advantages"]:
+        if hp.normalize_advantages:
             mean = masked_mean(adv, mask)
             std = masked_mean((adv - mean) ** 2, mask).sqrt()
             adv = (adv - mean) / (std + 1e-8)
         log_ratio = log_p - old_log_p
         ratio = log_ratio.exp()
         surrogate = ratio * adv
-        if hp["clip_coef"] is not None:
-            clipped = ratio.clamp(1 - hp["clip_coef"], 1 + hp["clip_coef"]) * adv
+        if hp.clip_coef is not None:
+            clipped = ratio.clamp(1 - hp.clip_coef, 1 + hp.clip_coef) * adv
             surrogate = torch.minimum(surrogate, clipped)
         # KL(old || new) estimates of Schulman's "Approximating KL divergence" (2020): k1 (old) and k3
         with torch.no_grad():
             out = {"old_approx_kl": masked_mean(-log_ratio, mask), "approx_kl": masked_mean((ratio - 1) - log_ratio, mask)}
-            if hp["clip_coef"] is not None:
-                out["clipfrac"] = masked_mean(((ratio - 1).abs() > hp["clip_coef"]).float(), mask)
+            if hp.clip_coef is not None:
+                out["clipfrac"] = masked_mean(((ratio - 1).abs() > hp.clip_coef).float(), mask)
         out.update(policy_loss=-masked_mean(surrogate, mask), entropy=masked_mean(entropy, mask))
         loss = out["policy_loss"] - ent_coef * out["entropy"]
         if self.critic is not None:
             out["value_loss"] = 0.5 * masked_mean((self.critic(obs).squeeze(-1) - targets) ** 2, mask)
-            loss = loss + hp["vf_coef"] * out["value_loss"]
+            loss = loss + hp.vf_coef * out["value_loss"]
         out["loss"] = loss
         return out
 

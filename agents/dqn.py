@@ -99,7 +99,7 @@ class DQNConfig(Hyperparameters):
         check_int("num_steps", self.num_steps, 1)
         check_int("gradient_steps", self.gradient_steps, 0)
         check_int("target_update_interval", self.target_update_interval, 1)
-        check_exploration(self.epsilon_start, self.epsilon_end, self.exploration_steps)
+        check_exploration(self)
         if self.max_grad_norm is not None:
             check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
         check_choice("network", self.network, NETWORKS)
@@ -122,22 +122,21 @@ class DQN(Agent):
     def __init__(self, envs: VectorEnv, seed: int = 0, config: DQNConfig | None = None,
                  **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
-        self.configure(config, hyperparameters)
+        hp = self.configure(config, hyperparameters)
         n_actions = self.discrete_actions()
-        hp = self.hyperparameters
         obs_space = envs.single_observation_space
-        self.q_network = with_seed(self.seed, lambda: build_network(hp["network"], obs_space, n_actions,
-                                                                    hp["hidden_sizes"])).to(self.device)
+        self.q_network = with_seed(self.seed, lambda: build_network(hp.network, obs_space, n_actions,
+                                                                    hp.hidden_sizes)).to(self.device)
         self.target_network = copy.deepcopy(self.q_network)
-        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=hp["learning_rate"])
+        self.optimizer = torch.optim.Adam(self.q_network.parameters(), lr=hp.learning_rate)
         obs_dtype = torch.int64 if obs_space.shape == () else torch.float32
-        self.buffer = ReplayBuffer(hp["buffer_size"], obs_space.shape, obs_dtype, self.device)
+        self.buffer = ReplayBuffer(hp.buffer_size, obs_space.shape, obs_dtype, self.device)
         self.gradient_step = 0
 
     @property
     def epsilon(self) -> float:
-        hp = self.hyperparameters
-        return linear_schedule(hp["epsilon_start"], hp["epsilon_end"], hp["exploration_steps"], self.global_step)
+        hp = self.config
+        return linear_schedule(hp.epsilon_start, hp.epsilon_end, hp.exploration_steps, self.global_step)
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         with torch.no_grad():
@@ -145,38 +144,38 @@ class DQN(Agent):
         return q.argmax(dim=1) if deterministic else epsilon_greedy(q, self.epsilon, self.generator)
 
     def learn_iteration(self) -> dict[str, Any]:
-        hp = self.hyperparameters
+        hp = self.config
         epsilon = self.epsilon
-        batch = self.rollout.collect(hp["num_steps"], lambda obs: (self.act(obs, deterministic=False), {}))
+        batch = self.rollout.collect(hp.num_steps, lambda obs: (self.act(obs, deterministic=False), {}))
         self.global_step += batch.rewards.numel() * self.world_size
         self.buffer.add(batch)
         stats = {**batch.episode_stats(), "charts/epsilon": epsilon}
-        if self.buffer.size < max(hp["learning_starts"], 1) or hp["gradient_steps"] == 0:
+        if self.buffer.size < max(hp.learning_starts, 1) or hp.gradient_steps == 0:
             return stats
         total = torch.zeros((), device=self.device)
-        for _ in range(hp["gradient_steps"]):
+        for _ in range(hp.gradient_steps):
             total += self._update()
-        return {**stats, "losses/td_loss": float(total) / hp["gradient_steps"]}
+        return {**stats, "losses/td_loss": float(total) / hp.gradient_steps}
 
     def _update(self) -> torch.Tensor:
-        hp = self.hyperparameters
-        obs, next_obs, actions, rewards, dones, valid = self.buffer.sample(hp["batch_size"], self.generator)
+        hp = self.config
+        obs, next_obs, actions, rewards, dones, valid = self.buffer.sample(hp.batch_size, self.generator)
         with torch.no_grad():
             next_target = self.target_network(next_obs)
-            chooser = self.q_network(next_obs) if hp["double_q"] else next_target
+            chooser = self.q_network(next_obs) if hp.double_q else next_target
             best = next_target.gather(1, chooser.argmax(dim=1, keepdim=True)).squeeze(1)
-            target = rewards + hp["gamma"] * best * ~dones
+            target = rewards + hp.gamma * best * ~dones
         q = self.q_network(obs).gather(1, actions[:, None]).squeeze(1)
         weight = valid.to(torch.float32)
         loss = (F.smooth_l1_loss(q, target, reduction="none") * weight).sum() / weight.sum().clamp(min=1)
         self.optimizer.zero_grad()
         loss.backward()
         average_gradients(self.q_network.parameters(), weight.sum())
-        if hp["max_grad_norm"] is not None:
-            nn.utils.clip_grad_norm_(self.q_network.parameters(), hp["max_grad_norm"])
+        if hp.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.q_network.parameters(), hp.max_grad_norm)
         self.optimizer.step()
         self.gradient_step += 1
-        if self.gradient_step % hp["target_update_interval"] == 0:
+        if self.gradient_step % hp.target_update_interval == 0:
             self.target_network.load_state_dict(self.q_network.state_dict())
         return loss.detach()
 

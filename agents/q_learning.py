@@ -23,11 +23,11 @@ def epsilon_greedy(q_values: torch.Tensor, epsilon: float, generator: torch.Gene
     return torch.where(explore, random, q_values.argmax(dim=1))
 
 
-def check_exploration(epsilon_start: float, epsilon_end: float, exploration_steps: int) -> dict[str, Any]:
-    """Validated ε schedule hyperparameters (shared with DQN)."""
-    return {"epsilon_start": check_float("epsilon_start", epsilon_start, 0.0, 1.0),
-            "epsilon_end": check_float("epsilon_end", epsilon_end, 0.0, 1.0),
-            "exploration_steps": check_int("exploration_steps", exploration_steps, 1)}
+def check_exploration(config: Any) -> None:
+    """Check the ε schedule of a hyperparameter dataclass (Q-learning's or DQN's)."""
+    check_float("epsilon_start", config.epsilon_start, 0.0, 1.0)
+    check_float("epsilon_end", config.epsilon_end, 0.0, 1.0)
+    check_int("exploration_steps", config.exploration_steps, 1)
 
 
 @dataclass
@@ -47,7 +47,7 @@ class QLearningConfig(Hyperparameters):
         super().__post_init__()
         check_float("learning_rate", self.learning_rate, 0.0, 1.0, low_open=True)
         check_float("gamma", self.gamma, 0.0, 1.0)
-        check_exploration(self.epsilon_start, self.epsilon_end, self.exploration_steps)
+        check_exploration(self)
         check_float("initial_value", self.initial_value)
         if self.num_steps is not None:
             check_int("num_steps", self.num_steps, 1)
@@ -79,30 +79,30 @@ class QLearning(Agent):
 
     @property
     def epsilon(self) -> float:
-        hp = self.hyperparameters
-        return linear_schedule(hp["epsilon_start"], hp["epsilon_end"], hp["exploration_steps"], self.global_step)
+        hp = self.config
+        return linear_schedule(hp.epsilon_start, hp.epsilon_end, hp.exploration_steps, self.global_step)
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:
         q = self.q[obs.to(self.device).long() - self.obs_start]
         return q.argmax(dim=1) if deterministic else epsilon_greedy(q, self.epsilon, self.generator)
 
     def learn_iteration(self) -> dict[str, Any]:
-        hp = self.hyperparameters
+        hp = self.config
         epsilon = self.epsilon
-        batch = self.rollout.collect(hp["num_steps"], lambda obs: (
+        batch = self.rollout.collect(hp.num_steps, lambda obs: (
             epsilon_greedy(self.q[obs.long() - self.obs_start], epsilon, self.generator), {}))
         self.global_step += batch.rewards.numel() * self.world_size
         states, next_states = batch.obs.long() - self.obs_start, batch.next_obs.long() - self.obs_start
         n_actions = self.q.shape[1]
         td_abs = torch.zeros((), device=self.device)
         for t in range(batch.rewards.shape[0]):
-            target = batch.rewards[t] + hp["gamma"] * self.q[next_states[t]].amax(dim=1) * ~batch.terminated[t]
+            target = batch.rewards[t] + hp.gamma * self.q[next_states[t]].amax(dim=1) * ~batch.terminated[t]
             cell = states[t] * n_actions + batch.actions[t]
             weight = batch.valid[t].to(torch.float32)
             td = (target - self.q.view(-1)[cell]) * weight
             sums = torch.zeros_like(self.q.view(-1)).index_add_(0, cell, td)
             counts = torch.zeros_like(self.q.view(-1)).index_add_(0, cell, weight)
-            self.q.view(-1).add_(hp["learning_rate"] * sums / counts.clamp(min=1))
+            self.q.view(-1).add_(hp.learning_rate * sums / counts.clamp(min=1))
             td_abs += td.abs().sum()
         valid = batch.valid.sum().clamp(min=1)
         return {**batch.episode_stats(), "losses/td_error": float(td_abs / valid), "charts/epsilon": epsilon}

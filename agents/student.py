@@ -209,12 +209,12 @@ class QECStudent(Agent):
             return action, {}
 
     def learn_iteration(self) -> dict[str, Any]:
-        hp = self.hyperparameters
-        if hp["refine_after"] is not None and self.global_step >= hp["refine_after"]:
+        hp = self.config
+        if hp.refine_after is not None and self.global_step >= hp.refine_after:
             return self._refine()
-        batch = self.rollout.collect(hp["num_steps"], self._follow_teacher)
+        batch = self.rollout.collect(hp.num_steps, self._follow_teacher)
         self.global_step += batch.rewards.numel()
-        for _ in range(hp["update_epochs"]):
+        for _ in range(hp.update_epochs):
             logits, states, last = self.model.unroll(batch.obs, self.hidden)
             logits, shift = self._masked(logits, batch.obs, batch.actions, self.shift)
             if "teacher_probabilities" in batch.extras:  # distillation: cross-entropy with the teacher's policy
@@ -223,13 +223,13 @@ class QECStudent(Agent):
             else:
                 log_p, _ = self.head.log_prob_entropy(logits, batch.actions)
                 loss = -masked_mean(log_p, batch.valid)
-            if hp["refine_after"] is not None:  # warm up the critic on the teacher's returns
+            if hp.refine_after is not None:  # warm up the critic on the teacher's returns
                 values = self._values(states)
                 _, targets = self._advantages(batch, values, last)
                 loss = loss + self._value_loss(values, targets, batch.valid)
             self.optimizer.zero_grad()
             loss.backward()
-            nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+            nn.utils.clip_grad_norm_(self.model.parameters(), hp.max_grad_norm)
             self.optimizer.step()
         self.hidden = last.detach()
         self.shift = shift
@@ -282,11 +282,11 @@ class QECStudent(Agent):
 
     def _refine(self) -> dict[str, Any]:
         """One advantage actor-critic step on a batch of the student's own sampled actions."""
-        hp = self.hyperparameters
+        hp = self.config
         for group in self.optimizer.param_groups:
-            group["lr"] = hp["refine_learning_rate"]
+            group["lr"] = hp.refine_learning_rate
         start, start_shift = self.hidden, self.shift
-        batch = self.rollout.collect(hp["num_steps"], self._explore)
+        batch = self.rollout.collect(hp.num_steps, self._explore)
         self.global_step += batch.rewards.numel()
         logits, states, last = self.model.unroll(batch.obs, start)
         logits, _ = self._masked(logits, batch.obs, batch.actions, start_shift)
@@ -300,7 +300,7 @@ class QECStudent(Agent):
         value_loss = self._value_loss(values, targets, batch.valid)
         self.optimizer.zero_grad()
         (policy_loss + value_loss).backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), hp["max_grad_norm"])
+        nn.utils.clip_grad_norm_(self.model.parameters(), hp.max_grad_norm)
         self.optimizer.step()
         return {**batch.episode_stats(), "losses/policy_loss": float(policy_loss.detach()),
                 "losses/value_loss": float(value_loss.detach()),

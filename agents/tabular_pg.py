@@ -101,15 +101,15 @@ class TabularPolicyGradient(Agent):
             return torch.multinomial(F.softmax(logits, dim=-1), 1, generator=self.generator).squeeze(-1)
 
     def learn_iteration(self) -> dict[str, Any]:
-        hp = self.hyperparameters
-        batch = self.rollout.collect(hp["num_steps"], lambda obs: (self.act(obs, deterministic=False), {}))
+        hp = self.config
+        batch = self.rollout.collect(hp.num_steps, lambda obs: (self.act(obs, deterministic=False), {}))
         self.global_step += batch.rewards.numel() * self.world_size
-        returns = discounted_returns(batch.rewards, batch.dones, hp["gamma"], torch.zeros_like(batch.rewards[0]))
+        returns = discounted_returns(batch.rewards, batch.dones, hp.gamma, torch.zeros_like(batch.rewards[0]))
         used = batch.valid & batch.complete
         states = self.states(batch.obs.flatten(0, 1)).view(used.shape)
-        if hp["baseline"] == "batch_mean":
+        if hp.baseline == "batch_mean":
             baseline = masked_mean(returns, used)
-        elif hp["baseline"] == "running_mean":
+        elif hp.baseline == "running_mean":
             baseline = self.baseline_table[states]
         else:
             baseline = 0.0
@@ -120,7 +120,7 @@ class TabularPolicyGradient(Agent):
         loss.backward()
         average_gradients([self.theta], episodes)
         self.optimizer.step()
-        if hp["baseline"] == "running_mean":
+        if hp.baseline == "running_mean":
             self._update_baseline(states, returns, used)
         return {**batch.episode_stats(), "losses/policy_loss": float(loss.detach())}
 

@@ -6,6 +6,7 @@
 """
 
 from physrl.training.checkpoint import load_policy
+from physrl.training.config import RunConfig
 from physrl.training.train import train
 
-__all__ = ["load_policy", "train"]
+__all__ = ["RunConfig", "load_policy", "train"]
