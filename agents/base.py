@@ -62,7 +62,7 @@ class Agent:
     def default_num_steps(self, num_steps: int | None) -> int:
         """Steps per iteration; ``None`` means one episode cycle: the horizon plus the autoreset step."""
         if num_steps is None:
-            horizon = getattr(getattr(self.envs, "core", self.envs), "max_steps", None)
+            horizon = getattr(self.envs, "max_steps", None)
             if horizon is None:
                 raise ValueError(f"num_steps must be given for an env without a time limit (max_episode_steps), "
                                  f"such as {getattr(self.envs, 'env_id', type(self.envs).__name__)}")

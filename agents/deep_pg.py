@@ -131,7 +131,7 @@ class DeepPolicyGradient(Agent):
     reach 0.
 
     ``action_mask=True`` (Discrete actions) never samples an action that the env's
-    ``core.action_mask(obs)`` rules out for that observation (its logit is set to −10⁹ in acting and
+    ``envs.action_mask(obs)`` rules out for that observation (its logit is set to −10⁹ in acting and
     in the update alike), so the policy spends no exploration on moves it can see are useless or
     fatal. ``physrl/QubitErrorCorrection-v0`` with ``obs_mode="pairs"`` provides the mask: no
     measurement of a qubit that carries the logical state.
@@ -146,10 +146,9 @@ class DeepPolicyGradient(Agent):
         hp.num_steps = self.default_num_steps(hp.num_steps)
         if hp.action_mask:
             self.discrete_actions()
-            if not callable(getattr(getattr(envs, "core", None), "action_mask", None)):
-                raise ValueError("action_mask=True needs an env whose core provides action_mask(obs), such as "
+            if not getattr(envs, "masks_actions", False):
+                raise ValueError("action_mask=True needs an env that masks actions (masks_actions), such as "
                                  "physrl/QubitErrorCorrection-v0 with obs_mode='pairs'")
-            envs.core.action_mask(envs.core.observe())   # the env's own check of its options
         if hp.num_minibatches > hp.num_steps * envs.num_envs:
             raise ValueError(f"num_minibatches must be at most num_steps * num_envs = "
                              f"{hp.num_steps * envs.num_envs}, got {hp.num_minibatches}")
@@ -191,7 +190,7 @@ class DeepPolicyGradient(Agent):
         the logits of masked actions at −10⁹ (``action_mask``)."""
         out = (self.average_actor if averaged and self.averaged else self.actor)(obs)
         if self.config.action_mask:
-            out = out.masked_fill(~self.envs.core.action_mask(obs), -1e9)
+            out = out.masked_fill(~self.envs.action_mask(obs), -1e9)
         return out
 
     def act(self, obs: torch.Tensor, deterministic: bool = True) -> torch.Tensor:

@@ -4,7 +4,7 @@ learns by imitating a state-aware "teacher" (a ``deep-pg`` checkpoint trained on
 or its compact form ``"pairs"``).
 
 Every iteration the teacher acts (greedily, or sampled with ``teacher_sampled=True``) on its view of
-the same sub-envs (:meth:`physrl.envs.qec.QubitCore.view` with the teacher's ``obs_mode``), the
+the same sub-envs (:meth:`physrl.envs.qec.QubitErrorCorrectionVectorEnv.view` with the teacher's ``obs_mode``), the
 student reads their measurement view, and the GRU, unrolled over the batch, is trained by
 cross-entropy on the teacher's actions (``update_epochs`` gradient steps per batch of ``num_steps``
 steps, the GRU state carried from one batch to the next; the few encoding steps at an episode's
@@ -33,7 +33,7 @@ from physrl.agents.hyperparameters import Hyperparameters, param
 from physrl.agents.networks import CategoricalHead, init_layer
 from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.envs.core import VectorEnv
-from physrl.envs.qec import QubitCore
+from physrl.envs.qec import QubitErrorCorrectionVectorEnv
 from physrl.envs.validation import check_float, check_int
 
 
@@ -128,11 +128,10 @@ class QECStudent(Agent):
                  **hyperparameters: Any) -> None:
         super().__init__(envs, seed)
         config = self.configure(config, hyperparameters)
-        core = getattr(envs, "core", None)
-        if not isinstance(core, QubitCore) or core.obs_mode != "measurements":
+        if not isinstance(envs, QubitErrorCorrectionVectorEnv) or envs.options["obs_mode"] != "measurements":
             raise ValueError("qec-student needs physrl/QubitErrorCorrection-v0 with obs_mode='measurements' "
                              "(its own view); the teacher sees the same envs' state view")
-        if config.mask_revealing and not core.pair_form:
+        if config.mask_revealing and envs.options["hadamard"]:
             raise ValueError("mask_revealing=True tracks the pair form's v, so it needs hadamard=False")
         config.num_steps = self.default_num_steps(config.num_steps)
         hidden_size = config.hidden_size
@@ -146,7 +145,7 @@ class QECStudent(Agent):
         self._teacher: Any = None
         self._teacher_view = ""
         self._value_scale = max(1.0 - config.gamma, 1e-3)
-        self.shift = torch.full((envs.num_envs,), core.initial_shift if core.pair_form else 0,
+        self.shift = torch.full((envs.num_envs,), 0 if envs.options["hadamard"] else envs.initial_shift,
                                 dtype=torch.int64, device=self.device)
         self._act_shift = self.shift[:0]
 
@@ -166,7 +165,7 @@ class QECStudent(Agent):
         if view not in ("state", "pairs"):
             raise ValueError(f"the teacher was trained on obs_mode={view!r}; a teacher needs "
                              "obs_mode='state' or 'pairs'")
-        return {"observation_space": spaces.Box(-1.0, 1.0, (self.envs.core.view(view).shape[1],), np.float32),
+        return {"observation_space": spaces.Box(-1.0, 1.0, (self.envs.view(view).shape[1],), np.float32),
                 "action_space": self.envs.single_action_space}
 
     def set_teacher(self, teacher: Any, view: str) -> None:
@@ -191,7 +190,7 @@ class QECStudent(Agent):
         """The teacher's action on its view of the same sub-envs (``obs`` is the student's view); sampled,
         with the teacher's probabilities as extras, when ``teacher_sampled``."""
         teacher = self.teacher_policy()
-        view = self.envs.core.view(self._teacher_view)
+        view = self.envs.view(self._teacher_view)
         if not self.config.teacher_sampled:
             return teacher(view), {}
         with torch.no_grad():
@@ -242,12 +241,12 @@ class QECStudent(Agent):
         tracked v (B,), restarted where ``obs`` begins an episode (all zeros)."""
         if not self.config.mask_revealing:
             return logits, shift
-        shift = torch.where((obs != 0).any(1), shift, self.envs.core.initial_shift)
-        return logits.masked_fill(self.envs.core.revealing(shift), -1e9), shift
+        shift = torch.where((obs != 0).any(1), shift, self.envs.initial_shift)
+        return logits.masked_fill(self.envs.revealing(shift), -1e9), shift
 
     def _shift_after(self, actions: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         """The tracked v after ``actions`` (unchanged without ``mask_revealing``)."""
-        return self.envs.core.shift_after(actions, shift) if self.config.mask_revealing else shift
+        return self.envs.shift_after(actions, shift) if self.config.mask_revealing else shift
 
     def _masked(self, logits: torch.Tensor, obs: torch.Tensor, actions: torch.Tensor,
                 shift: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

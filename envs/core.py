@@ -65,6 +65,14 @@ class BatchCore(ABC):
         the bool mask of sub-envs for which ``"name"`` is valid (Gymnasium's vector convention).
         """
 
+    #: Whether :meth:`action_mask` rules actions out (a property where the options decide).
+    masks_actions: ClassVar[bool] = False
+
+    def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """(B, n_actions) bool: the actions allowed for each observation of ``obs``, where :attr:`masks_actions`."""
+        raise ValueError(f"{type(self).__name__} has no action_mask (physrl/QubitErrorCorrection-v0 with "
+                         "obs_mode='pairs' has one)")
+
     def render_ansi(self, i: int) -> str:
         """A text picture of sub-env ``i``."""
         raise NotImplementedError
@@ -272,6 +280,10 @@ class VectorEnv(gym.vector.VectorEnv):
         if max_episode_steps is not None:
             options["max_steps"] = self._horizon(max_episode_steps, options.get("max_steps"))
         self.core = self.core_class(num_envs=num_envs, device=device, **options)
+        given = inspect.signature(self.core_class).bind(num_envs=num_envs, device=device, **options)
+        given.apply_defaults()
+        #: The env options this face was made with, defaults filled in (``max_steps`` included).
+        self.options: dict[str, Any] = {k: v for k, v in given.arguments.items() if k not in ("num_envs", "device")}
         self.num_envs = self.core.num_envs
         self.device = self.core.device
         if render_mode is not None:
@@ -473,6 +485,48 @@ class VectorEnv(gym.vector.VectorEnv):
                 setattr(target, name, value.to(self.device, copy=True))  # never shared with the state given
         self._autoreset = state["autoreset"].to(self.device, copy=True)
         self._started = bool(state["started"])
+
+    # What agents and training read of an env: this surface, never the core (the architecture page,
+    # docs/architecture.md). An env's own face adds what only it has (the QEC views, the maze layouts).
+
+    @property
+    def max_steps(self) -> int:
+        """The horizon, the step after which every episode is truncated."""
+        return self.core.max_steps
+
+    @property
+    def elapsed(self) -> torch.Tensor:
+        """The steps taken so far in each sub-env's current episode, (num_envs,) int64 (a copy)."""
+        return self.core.elapsed.clone()
+
+    @property
+    def masks_actions(self) -> bool:
+        """Whether :meth:`action_mask` rules actions out for this env and its options."""
+        return self.core.masks_actions
+
+    def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """(num_envs, n_actions) bool: the actions allowed for each observation of ``obs`` as this face
+        gives them (where :attr:`masks_actions`; otherwise a ValueError)."""
+        return self.core.action_mask(obs)
+
+    def set_random_domain(self, domain: int) -> None:
+        """Key every random stream by ``domain`` from the next reset on (:mod:`physrl.envs.rng`): the
+        challenge's held-out mazes live in a domain of their own. ``gym.make_vec`` always uses domain 0."""
+        self.core.rng.domain = check_int("domain", domain, 0, 2**32 - 1)
+
+    def frame(self, i: int) -> np.ndarray:
+        """An RGB picture (H, W, 3) uint8 of sub-env ``i``, whatever the ``render_mode``."""
+        return self.core.render_rgb(check_int("i", i, 0, self.num_envs - 1))
+
+    @property
+    def episode_frames(self) -> bool:
+        """Whether :meth:`episode_summary` shows every step's :meth:`frame` or only the last state."""
+        return self.core.episode_frames
+
+    def episode_summary(self, i: int, frames: list[np.ndarray]) -> dict[str, Any]:
+        """What TensorBoard shows of the episode sub-env ``i`` has just ended (tag -> RGB image or float),
+        from the :meth:`frame` after the reset and after every step when :attr:`episode_frames` (else [])."""
+        return self.core.episode_summary(i, frames)
 
     def render(self) -> tuple[Any, ...] | None:
         if self.render_mode == "ansi":

@@ -295,3 +295,12 @@ class TreasureMazeVectorEnv(VectorEnv):
     """Vector face of :class:`TreasureMazeEnv` (same arguments, plus ``num_envs`` and ``device``)."""
 
     core_class = MazeCore
+
+    def layouts(self) -> list[MazeLayout]:
+        """The maze of every sub-env: walls (bool M×M), the chests still present, this episode's start cell."""
+        return [self.core.layout(i) for i in range(self.num_envs)]
+
+    def mazes(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The same as tensors: walls and chests still present, bool (num_envs, M·M) with cell index
+        row·M + column, and the start cells (num_envs,) (copies)."""
+        return self.core.walls.clone(), self.core.chests.clone(), self.core.start_cell.clone()

@@ -173,8 +173,8 @@ class OscillatorCore(BatchCore):
     def prepare(self, actions: torch.Tensor) -> torch.Tensor:
         """The kets prepared from the initial state (vacuum, with ECD |g, 0⟩) by action sequences
         ``actions`` (B, T, action size) in env units, without touching the envs' own state.
-        Differentiable in ``actions`` (the same kernels as :meth:`apply`; used by the gradient
-        optimal control of :func:`physrl.agents.reference.oscillator.optimal_fidelity`)."""
+        Differentiable in ``actions`` (the same kernels as :meth:`apply`; the vector face's
+        :meth:`OscillatorStatePrepVectorEnv.sequence_fidelity`)."""
         psi = torch.zeros(actions.shape[0], *self.state_shape, dtype=torch.complex128, device=self.device)
         psi[(slice(None),) + (0,) * len(self.state_shape)] = 1
         for t in range(actions.shape[1]):
@@ -370,3 +370,16 @@ class OscillatorStatePrepVectorEnv(VectorEnv):
     """Vector face of :class:`OscillatorStatePrepEnv` (same arguments, plus ``num_envs`` and ``device``)."""
 
     core_class = OscillatorCore
+
+    @property
+    def shots(self) -> int:
+        """The single-shot measurements behind the rewards so far, all sub-envs together (as an
+        experiment would count them: one per episode with ``reward_mode="fock"``, ``wigner_samples``
+        with ``"wigner"``, none with the ``"fidelity"`` oracle)."""
+        return int(self.core.shots)
+
+    def sequence_fidelity(self, actions: torch.Tensor) -> torch.Tensor:
+        """F = |⟨target|ψ⟩|² (B,) of the states that action sequences ``actions`` (B, T, action size), in
+        env units, prepare from the initial state, computed exactly and differentiably by the env's own
+        kernels without touching its sub-envs (what gradient optimal control and Nelder–Mead are given)."""
+        return self.core.fidelity(self.core.prepare(actions))

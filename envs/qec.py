@@ -278,6 +278,11 @@ class QubitCore(BatchCore):
         flat = (coords * flip).permute(0, 3, 1, 2).reshape(self.num_envs, -1)
         return torch.cat([flat.clamp(-1.0, 1.0).to(torch.float32), bits.to(torch.float32)], dim=1)
 
+    @property
+    def masks_actions(self) -> bool:
+        """:meth:`action_mask` reads the ``"pairs"`` observation."""
+        return self.obs_mode == "pairs"
+
     def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, n_actions) bool: False for ``measure(q)`` where the ``"pairs"`` observation ``obs`` shows that
         qubit q carries the logical X (bit q of v set), i.e. where the measurement would reveal the logical
@@ -598,6 +603,37 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
 
 
 class QubitErrorCorrectionVectorEnv(_ActionTable, VectorEnv):
-    """Vector face of :class:`QubitErrorCorrectionEnv` (same arguments, plus ``num_envs`` and ``device``)."""
+    """Vector face of :class:`QubitErrorCorrectionEnv` (same arguments, plus ``num_envs`` and ``device``).
+
+    Besides the common surface it gives the other views of the same sub-envs (a student and its
+    teacher see one state in two ``obs_mode``), the episode's record, and the pair form's logical-X
+    bookkeeping v (``hadamard=False``), with which a policy on measurements can tell which
+    measurements would reveal the logical state.
+    """
 
     core_class = QubitCore
+
+    def view(self, obs_mode: str) -> torch.Tensor:
+        """The current observation of every sub-env in ``obs_mode``, whatever the env's own ``obs_mode`` is."""
+        return self.core.view(obs_mode)
+
+    @property
+    def history(self) -> torch.Tensor:
+        """Each step's action and measurement outcome (−1 for none) in the current episode, (num_envs,
+        max_steps, 2) int64, −1 for the steps not taken yet (a copy)."""
+        return self.core.history.clone()
+
+    @property
+    def initial_shift(self) -> int:
+        """v at the start of every episode (pair form), 2ⁿ⁻¹ (the logical X sits on qubit 0)."""
+        if not self.core.pair_form:
+            raise ValueError("v exists in the pair form only, which needs hadamard=False")
+        return self.core.initial_shift
+
+    def revealing(self, shift: torch.Tensor) -> torch.Tensor:
+        """(B, n_actions) bool: the measurements that would reveal the logical state at v = ``shift`` (B,)."""
+        return self.core.revealing(shift)
+
+    def shift_after(self, actions: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+        """v after ``actions`` (B,) from v = ``shift`` (B,): it depends only on the gates."""
+        return self.core.shift_after(actions, shift)

@@ -10,7 +10,7 @@ import torch
 
 from physrl.agents.reference.oscillator import (actions_from_parameters, nelder_mead_fidelity, optimal_fidelity,
                                                sequence_fidelity, sequence_infidelity)
-from physrl.envs.oscillator import OscillatorCore
+from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
 
 ENV_ID = "physrl/OscillatorStatePrep-v0"
 
@@ -18,17 +18,17 @@ ENV_ID = "physrl/OscillatorStatePrep-v0"
 @pytest.mark.parametrize("options", [{"n_levels": 30, "alpha_max": 2.0, "snap_phases": 5},
                                      {"control": "ecd", "n_levels": 30}])
 def test_gradient_agrees_with_finite_differences(options):
-    core = OscillatorCore(1, target="fock", n=2, reward_mode="fidelity", max_steps=3, **options)
-    size = core.single_action_space.shape[0]
+    envs = OscillatorStatePrepVectorEnv(num_envs=1, target="fock", n=2, reward_mode="fidelity", max_steps=3, **options)
+    size = envs.single_action_space.shape[0]
     actions = torch.as_tensor(np.random.default_rng(0).uniform(-0.8, 0.8, (1, 3, size))).requires_grad_()
-    sequence_infidelity(core, actions).sum().backward()
+    sequence_infidelity(envs, actions).sum().backward()
     step = 1e-6
     numeric = np.zeros((3, size))
     for index in np.ndindex(3, size):
         shifted = [actions.detach().clone()[0].numpy() for _ in range(2)]
         shifted[0][index] += step
         shifted[1][index] -= step
-        numeric[index] = -(sequence_fidelity(core, shifted[0]) - sequence_fidelity(core, shifted[1])) / (2 * step)
+        numeric[index] = -(sequence_fidelity(envs, shifted[0]) - sequence_fidelity(envs, shifted[1])) / (2 * step)
     assert np.abs(numeric).max() > 1e-2  # a point with a real gradient
     np.testing.assert_allclose(actions.grad[0].numpy(), numeric, atol=1e-8, rtol=0)
 
@@ -66,6 +66,6 @@ def test_nelder_mead_finds_the_one_step_optimum_from_exact_f_and_from_shots():
     assert exact == pytest.approx(2 / math.e, abs=1e-6)
     measured, actions = nelder_mead_fidelity(1, restarts=1, max_evaluations=300, seed=0, shots_per_evaluation=1000,
                                              **small)
-    core = OscillatorCore(1, n=1, reward_mode="fidelity", **small)
-    assert measured == pytest.approx(sequence_fidelity(core, actions), abs=1e-12)
+    envs = OscillatorStatePrepVectorEnv(num_envs=1, n=1, reward_mode="fidelity", **small)
+    assert measured == pytest.approx(sequence_fidelity(envs, actions), abs=1e-12)
     assert 0.3 < measured < 2 / math.e   # shot noise (1000 shots: ±0.015) keeps it short of the optimum

@@ -95,15 +95,14 @@ def evaluation_envs(count: int = EVAL_SIZE, device: torch.device | str = "cpu") 
     if not 1 <= count <= EVAL_SIZE:
         raise ValueError(f"count must be in [1, {EVAL_SIZE}], got {count}")
     envs = gym.make_vec(CHALLENGE_ENV, num_envs=count, device=device)
-    envs.core.rng.domain = EVAL_DOMAIN
+    envs.set_random_domain(EVAL_DOMAIN)
     obs, _ = envs.reset(seed=0)
     return envs, obs
 
 
 def evaluation_set_hash(device: torch.device | str = "cpu") -> str:
     """Content hash of the whole evaluation set, generated on ``device``."""
-    core = evaluation_envs(EVAL_SIZE, device)[0].core
-    digests = maze_digests(core.walls, core.chests, core.start_cell)
+    digests = maze_digests(*evaluation_envs(EVAL_SIZE, device)[0].mazes())
     return hashlib.sha256("".join(digests).encode()).hexdigest()
 
 
@@ -117,8 +116,8 @@ def exact_optima(count: int = EVAL_SIZE) -> np.ndarray:
 
     ``"".join(f"{int(o):x}" for o in exact_optima())`` regenerates :data:`EVAL_OPTIMA`.
     """
-    core = evaluation_envs(count)[0].core
-    return np.array([optimal_return(core.layout(i), core.max_steps) for i in range(count)], dtype=np.float64)
+    envs = evaluation_envs(count)[0]
+    return np.array([optimal_return(layout, envs.max_steps) for layout in envs.layouts()], dtype=np.float64)
 
 
 def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "cpu",
@@ -127,7 +126,7 @@ def play(policy: Policy, count: int = EVAL_SIZE, device: torch.device | str = "c
     progress bar over the episode's steps when ``progress``."""
     envs = evaluation_envs(count, device)[0]
     try:
-        with tqdm(total=envs.core.max_steps, desc=f"playing {count} mazes", unit="step", disable=not progress,
+        with tqdm(total=envs.max_steps, desc=f"playing {count} mazes", unit="step", disable=not progress,
                   leave=False) as bar:
             returns = play_episodes(envs, policy, seed=0, on_step=bar.update)  # the same mazes again
     except (TypeError, ValueError) as error:

@@ -30,13 +30,13 @@ FRAME_EVERY = 5
 def rollout_strip(policy: Policy, maze: int, every: int = FRAME_EVERY) -> np.ndarray:
     """Frames of ``policy`` on evaluation maze ``maze``, one every ``every`` steps, side by side."""
     envs, obs = evaluation_envs(maze + 1)
-    frames, step, done = [envs.core.render_rgb(maze)], 0, False
+    frames, step, done = [envs.frame(maze)], 0, False
     with torch.no_grad():
         while not done:
             obs, _, terminated, truncated, _ = envs.step(policy(obs))
             step, done = step + 1, bool(terminated[maze] | truncated[maze])
             if done or step % every == 0:
-                frames.append(envs.core.render_rgb(maze))
+                frames.append(envs.frame(maze))
     gap = np.full((frames[0].shape[0], 4, 3), 255, dtype=np.uint8)
     return np.concatenate([part for frame in frames for part in (frame, gap)][:-1], axis=1)
 

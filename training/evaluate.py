@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from physrl.agents.reference.maze import optimal_return
 from physrl.agents.rollout import play_episodes
-from physrl.envs.maze import MazeCore
+from physrl.envs.maze import TreasureMazeVectorEnv
 from physrl.envs.validation import check_int
 from physrl.training.checkpoint import load_policy, make_envs
 
@@ -54,12 +54,12 @@ def evaluate(checkpoint: str | Path, episodes: int = 100, seed: int = EVAL_SEED,
     for start in range(0, episodes, CHUNK):
         count = min(CHUNK, episodes - start)
         envs = make_envs(policy.config, count, device)
-        core = getattr(envs.unwrapped, "core", None)
-        if isinstance(core, MazeCore):  # the mazes that the same seeds draw below
+        mazes = envs.unwrapped
+        if isinstance(mazes, TreasureMazeVectorEnv):  # the mazes that the same seeds draw below
             envs.reset(seed=seed + start)
-            optima.extend(float(optimal_return(core.layout(i), core.max_steps, core.delete_chests))
-                          for i in tqdm(range(count), desc="exact optima", unit="maze", disable=not progress,
-                                        leave=False))
+            optima.extend(float(optimal_return(layout, mazes.max_steps, mazes.options["delete_chests"]))
+                          for layout in tqdm(mazes.layouts(), desc="exact optima", unit="maze", disable=not progress,
+                                             leave=False))
         returns.extend(play_episodes(envs, policy, seed + start).tolist())
         bar.update(count)
         envs.close()

@@ -14,14 +14,14 @@ from typing import Any
 import torch
 
 from physrl.agents.reference.maze import optimal_return
-from physrl.envs.maze import MazeCore, MazeLayout
+from physrl.envs.maze import MazeLayout, TreasureMazeVectorEnv
 
 
 class MazeOptimumLog:
     """Tracks the return-to-optimum ratio of sampled training episodes of one maze learner."""
 
     def __init__(self, envs: Any, learner: Any, per_iteration: int = 4, window: int = 40) -> None:
-        self.max_steps, self.rollout, self.per_iteration = envs.core.max_steps, learner.rollout, per_iteration
+        self.max_steps, self.rollout, self.per_iteration = envs.max_steps, learner.rollout, per_iteration
         self.pairs: deque[tuple[float, int]] = deque(maxlen=window)
         self.rollout.keep_starts = True
 
@@ -29,9 +29,11 @@ class MazeOptimumLog:
     def applies(cls, envs: Any, learner: Any) -> bool:
         """True for one of our learners on a maze whose optimum :func:`~physrl.agents.reference.maze.optimal_return` gives (image observations,
         chests deleted when collected, no wall penalty)."""
-        core = getattr(envs, "core", None)
-        return (isinstance(core, MazeCore) and core.obs_mode == "image" and core.delete_chests
-                and core.wall_penalty == 0 and hasattr(learner, "rollout"))
+        if not isinstance(envs, TreasureMazeVectorEnv):
+            return False
+        options = envs.options
+        return (options["obs_mode"] == "image" and options["delete_chests"] and options["wall_penalty"] == 0
+                and hasattr(learner, "rollout"))
 
     def stats(self) -> dict[str, float]:
         """``{"charts/optimum_ratio": ...}`` after an iteration (empty while no episode has ended)."""

@@ -49,7 +49,7 @@ def mean_policy_actions(run_dir: str | Path) -> tuple[np.ndarray, dict[str, Any]
     obs, _ = env.reset(seed=0)
     actions = []
     with torch.no_grad():
-        for _ in range(env.unwrapped.core.max_steps):
+        for _ in range(env.unwrapped.max_steps):
             action = policy(obs)
             actions.append(np.asarray(action[0].cpu(), dtype=np.float32))
             obs, *_ = env.step(action)

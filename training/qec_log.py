@@ -15,7 +15,7 @@ from typing import Any
 
 from physrl.agents.student import QECStudent
 from physrl.agents.reference.qec import effective_lifetime
-from physrl.envs.qec import QubitCore
+from physrl.envs.qec import QubitErrorCorrectionVectorEnv
 
 
 class QecLifetimeLog:
@@ -28,7 +28,7 @@ class QecLifetimeLog:
     def applies(cls, envs: Any, learner: Any) -> bool:
         """True for a feed-forward learner of ours on the qubit memory (a recurrent one, such as the
         student, keeps its memory across ``act`` calls and would need a fresh state per episode)."""
-        return isinstance(getattr(envs, "core", None), QubitCore) and not isinstance(learner, QECStudent)
+        return isinstance(envs, QubitErrorCorrectionVectorEnv) and not isinstance(learner, QECStudent)
 
     def stats(self) -> dict[str, float]:
         """``{"charts/t_eff_over_t_dec": ...}`` of the greedy policy (empty where R_Q did not decay)."""

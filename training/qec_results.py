@@ -42,9 +42,9 @@ def save_circuit(path: str | Path, out: str | Path, steps: int = 60, seed: int =
     obs, _ = envs.reset(seed=seed)
     for _ in range(steps - 1):  # the last step would truncate and reset the record
         obs, *_ = envs.step(policy(obs))
-    plt.imsave(out, envs.core.render_rgb(0))
-    return [envs.core.action_names[a] + (f"->{m}" if m >= 0 else "")
-            for a, m in envs.core.history[0, :steps - 1].tolist()]
+    plt.imsave(out, envs.frame(0))
+    return [envs.action_names[a] + (f"->{m}" if m >= 0 else "")
+            for a, m in envs.history[0, :steps - 1].tolist()]
 
 
 def export_result(run_dir: str | Path, path: str | Path, command: str, num_envs: int = 4096,

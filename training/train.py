@@ -41,6 +41,8 @@ from physrl.agents import ALL_AGENTS
 from physrl.agents.distributed import (any_rank, broadcast, gather_to_rank0, join_from_environment,
                                        leave_process_group, rank_and_world_size)
 from physrl.agents.hyperparameters import Hyperparameters
+from physrl.envs.core import VectorEnv
+from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
 from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
                                         save_checkpoint, space_spec)
 from physrl.training.config import (FIELDS, RunConfig, assign, hyperparameter_class, parse_assignment,
@@ -278,21 +280,21 @@ def check_seconds(name: str, seconds: float) -> float:
 
 def episode_summary(config: dict[str, Any], act: Any, device: torch.device | str) -> dict[str, Any]:
     """Play one greedy episode of ``act`` on a fresh sub-env of the run's env (seed :data:`PICTURE_SEED`)
-    and return its core's ``episode_summary`` (tag -> picture or number); ``{}`` for envs without a core."""
+    and return the env's ``episode_summary`` (tag -> picture or number); ``{}`` for envs without one."""
     envs = make_envs(config, 1, device)
     try:
-        core = getattr(envs.unwrapped, "core", None)
-        if core is None:
+        face = envs.unwrapped
+        if not isinstance(face, VectorEnv):
             return {}
         obs, _ = envs.reset(seed=PICTURE_SEED)
-        frames = [core.render_rgb(0)] if core.episode_frames else []
+        frames = [face.frame(0)] if face.episode_frames else []
         with torch.no_grad():
             while True:
                 obs, _, terminated, truncated, _ = envs.step(act(obs))
-                if core.episode_frames:
-                    frames.append(core.render_rgb(0))
+                if face.episode_frames:
+                    frames.append(face.frame(0))
                 if bool(terminated[0] | truncated[0]):
-                    return core.episode_summary(0, frames)
+                    return face.episode_summary(0, frames)
     finally:
         envs.close()
 
@@ -335,8 +337,7 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
         try:
             saved, pictured = time.monotonic(), None
             optimum = MazeOptimumLog(run.envs, learner) if MazeOptimumLog.applies(run.envs, learner) else None
-            core = getattr(run.envs, "core", None)
-            counts_shots = isinstance(getattr(core, "shots", None), torch.Tensor)  # rewards from measurements
+            counts_shots = isinstance(run.envs, OscillatorStatePrepVectorEnv)  # rewards from measurements
             lifetime = QecLifetimeLog(record, learner) if QecLifetimeLog.applies(run.envs, learner) else None
             while learner.global_step < run.config.total_steps and not any_rank(stop.requested()):
                 stats = learner.learn_iteration()
@@ -346,7 +347,7 @@ def execute(run: Run, progress: bool = True, checkpoint_every: float = CHECKPOIN
                 if optimum is not None and rank == 0:
                     stats.update(optimum.stats())
                 if counts_shots:
-                    stats["charts/shots"] = int(core.shots) * world_size
+                    stats["charts/shots"] = run.envs.shots * world_size
                 log.log(learner.global_step, stats)
                 if pictured is None or time.monotonic() - pictured >= picture_every:
                     picture()

@@ -2,7 +2,8 @@
 control sequence can reach, by gradient optimal control (:func:`optimal_fidelity`) and by Nelder–Mead
 (:func:`nelder_mead_fidelity`). Neither is a learning agent: both are given the exact fidelity
 F = |⟨target|ψ(a)⟩|² of the whole T-step sequence a (T × action size), computed by the environment's
-own kernels (:meth:`physrl.envs.oscillator.OscillatorCore.prepare`; no second copy of the physics).
+own kernels (:meth:`physrl.envs.oscillator.OscillatorStatePrepVectorEnv.sequence_fidelity`; no second copy
+of the physics).
 
 **Gradient optimal control** follows F's gradient, by autograd, as in GRAPE-style optimal control
 (Khaneja et al., J. Magn. Reson. 172, 296 (2005)) applied to SNAP + displacement sequences (Fösel,
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from scipy.optimize import minimize
 
-from physrl.envs.oscillator import OscillatorCore
+from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
 from physrl.envs.validation import check_int
 
 
@@ -43,9 +44,14 @@ def actions_from_parameters(x: torch.Tensor) -> torch.Tensor:
     return torch.cat([torch.tanh(x[..., :2]), torch.remainder(x[..., 2:] + 1, 2) - 1], dim=-1)
 
 
-def sequence_infidelity(core: OscillatorCore, actions: torch.Tensor) -> torch.Tensor:
+def fidelity_envs(target_n: int, **env_options: Any) -> OscillatorStatePrepVectorEnv:
+    """The env whose exact fidelity is optimised: |target_n⟩ with ``env_options``, on the CPU."""
+    return OscillatorStatePrepVectorEnv(num_envs=1, target="fock", n=target_n, reward_mode="fidelity", **env_options)
+
+
+def sequence_infidelity(envs: OscillatorStatePrepVectorEnv, actions: torch.Tensor) -> torch.Tensor:
     """1 − F of each action sequence (B, T, A), differentiable (F exact, in complex128)."""
-    return 1 - core.fidelity(core.prepare(actions))
+    return 1 - envs.sequence_fidelity(actions)
 
 
 def optimal_fidelity(target_n: int, restarts: int = 32, iterations: int = 1500, polish: int = 4, seed: int = 0,
@@ -64,8 +70,8 @@ def optimal_fidelity(target_n: int, restarts: int = 32, iterations: int = 1500, 
     polish_iterations = check_int("polish_iterations", polish_iterations, 1)
     if not isinstance(learning_rate, (int, float)) or not learning_rate > 0:
         raise ValueError(f"learning_rate must be a number > 0, got {learning_rate!r}")
-    core = OscillatorCore(1, "cpu", target="fock", n=target_n, reward_mode="fidelity", **env_options)
-    shape = (core.max_steps, core.single_action_space.shape[0])
+    envs = fidelity_envs(target_n, **env_options)
+    shape = (envs.max_steps, envs.single_action_space.shape[0])
     generator = torch.Generator().manual_seed(check_int("seed", seed, 0))
     start = 2 * torch.rand(restarts, *shape, generator=generator, dtype=torch.float64) - 1
     x = torch.cat([torch.atanh(0.9 * start[..., :2]), start[..., 2:]], dim=-1).requires_grad_()
@@ -73,20 +79,20 @@ def optimal_fidelity(target_n: int, restarts: int = 32, iterations: int = 1500, 
     decay = 0.01 ** (1 / max(iterations, 1))
     for _ in range(iterations):
         optimizer.zero_grad()
-        sequence_infidelity(core, actions_from_parameters(x)).sum().backward()
+        sequence_infidelity(envs, actions_from_parameters(x)).sum().backward()
         optimizer.step()
         for group in optimizer.param_groups:
             group["lr"] *= decay
     with torch.no_grad():
-        order = sequence_infidelity(core, actions_from_parameters(x)).argsort()
+        order = sequence_infidelity(envs, actions_from_parameters(x)).argsort()
     candidates = [x[i].detach().clone() for i in order[:max(polish, 1)]]
     for i in range(polish):
-        candidates[i] = lbfgs_polish(core, candidates[i], polish_iterations)
-    results = [score_actions(core, actions_from_parameters(c)) for c in candidates]
+        candidates[i] = lbfgs_polish(envs, candidates[i], polish_iterations)
+    results = [score_actions(envs, actions_from_parameters(c)) for c in candidates]
     return max(results, key=lambda result: result.fidelity)
 
 
-def lbfgs_polish(core: OscillatorCore, x: torch.Tensor, max_iterations: int = 500) -> torch.Tensor:
+def lbfgs_polish(envs: OscillatorStatePrepVectorEnv, x: torch.Tensor, max_iterations: int = 500) -> torch.Tensor:
     """Refine one parameter set (T, A) by L-BFGS with a strong-Wolfe line search on 1 − F."""
     x = x.clone().requires_grad_()
     optimizer = torch.optim.LBFGS([x], lr=1, max_iter=max_iterations, tolerance_grad=1e-14,
@@ -94,7 +100,7 @@ def lbfgs_polish(core: OscillatorCore, x: torch.Tensor, max_iterations: int = 50
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
-        loss = sequence_infidelity(core, actions_from_parameters(x[None]))[0]
+        loss = sequence_infidelity(envs, actions_from_parameters(x[None]))[0]
         loss.backward()
         return loss
 
@@ -102,18 +108,18 @@ def lbfgs_polish(core: OscillatorCore, x: torch.Tensor, max_iterations: int = 50
     return x.detach()
 
 
-def score_actions(core: OscillatorCore, actions: torch.Tensor) -> ControlResult:
+def score_actions(envs: OscillatorStatePrepVectorEnv, actions: torch.Tensor) -> ControlResult:
     """The result for actions (T, A): rounded to float32 as the env's action space holds them, then scored."""
     rounded = actions.detach().to(torch.float32).clamp(-1, 1)
     with torch.no_grad():
-        fidelity = 1 - float(sequence_infidelity(core, rounded[None].to(torch.float64))[0])
+        fidelity = 1 - float(sequence_infidelity(envs, rounded[None].to(torch.float64))[0])
     return ControlResult(fidelity, rounded.numpy())
 
 
-def sequence_fidelity(core: OscillatorCore, actions: np.ndarray) -> float:
-    """Exact fidelity of the T actions (T, action size) applied to the initial state by ``core``."""
+def sequence_fidelity(envs: OscillatorStatePrepVectorEnv, actions: np.ndarray) -> float:
+    """Exact fidelity of the T actions (T, action size) applied to the initial state by ``envs``."""
     with torch.no_grad():
-        return float(core.fidelity(core.prepare(torch.as_tensor(actions, dtype=torch.float64)[None]))[0])
+        return float(envs.sequence_fidelity(torch.as_tensor(actions, dtype=torch.float64)[None])[0])
 
 
 def nelder_mead_fidelity(target_n: int, restarts: int = 10, seed: int = 0, max_evaluations: int = 20000,
@@ -132,14 +138,14 @@ def nelder_mead_fidelity(target_n: int, restarts: int = 10, seed: int = 0, max_e
     """
     restarts = check_int("restarts", restarts, 1)
     max_evaluations = check_int("max_evaluations", max_evaluations, 1)
-    core = OscillatorCore(1, "cpu", target="fock", n=target_n, reward_mode="fidelity", **env_options)
-    shape = (core.max_steps, core.single_action_space.shape[0])
+    envs = fidelity_envs(target_n, **env_options)
+    shape = (envs.max_steps, envs.single_action_space.shape[0])
     if shots_per_evaluation is not None:
         shots_per_evaluation = check_int("shots_per_evaluation", shots_per_evaluation, 1)
     rng = np.random.default_rng(check_int("seed", seed, 0))
 
     def infidelity(x: np.ndarray) -> float:
-        fidelity = sequence_fidelity(core, x.reshape(shape))
+        fidelity = sequence_fidelity(envs, x.reshape(shape))
         if shots_per_evaluation is not None:
             fidelity = rng.binomial(shots_per_evaluation, min(max(fidelity, 0.0), 1.0)) / shots_per_evaluation
         return 1.0 - fidelity
@@ -149,7 +155,7 @@ def nelder_mead_fidelity(target_n: int, restarts: int = 10, seed: int = 0, max_e
         start = rng.uniform(-1.0, 1.0, size=shape).ravel()
         result = minimize(infidelity, start, method="Nelder-Mead", bounds=[(-1.0, 1.0)] * start.size,
                           options={"maxfev": max_evaluations, "xatol": 1e-8, "fatol": 1e-12})
-        fidelity = sequence_fidelity(core, result.x.reshape(shape))
+        fidelity = sequence_fidelity(envs, result.x.reshape(shape))
         if fidelity > best_fidelity:
             best_fidelity, best_actions = fidelity, result.x.reshape(shape)
     return best_fidelity, best_actions

@@ -37,14 +37,13 @@ class RepetitionCodePolicy:
     CYCLE = ("cnot(0,3)", "cnot(1,3)", "measure(3)", "cnot(1,3)", "cnot(2,3)", "measure(3)")
 
     def __init__(self, envs: QubitErrorCorrectionVectorEnv) -> None:
-        core = envs.core
-        if core.obs_mode != "measurements" or core.n_qubits < 4:
+        if envs.options["obs_mode"] != "measurements" or envs.options["n_qubits"] < 4:
             raise ValueError("the repetition code needs obs_mode='measurements' and n_qubits >= 4")
-        self.n_actions = core.single_action_space.n
-        self.encode = torch.tensor([core.action_index(a) for a in ("cnot(0,1)", "cnot(0,2)")], device=core.device)
-        self.cycle = torch.tensor([core.action_index(a) for a in self.CYCLE], device=core.device)
-        self.flips = torch.tensor([core.action_index(a) for a in ("idle", "x(2)", "x(0)", "x(1)")], device=core.device)  # by syndrome
-        self.phase = torch.zeros(core.num_envs, dtype=torch.int64, device=core.device)
+        self.n_actions = envs.single_action_space.n
+        self.encode = torch.tensor([envs.action_index(a) for a in ("cnot(0,1)", "cnot(0,2)")], device=envs.device)
+        self.cycle = torch.tensor([envs.action_index(a) for a in self.CYCLE], device=envs.device)
+        self.flips = torch.tensor([envs.action_index(a) for a in ("idle", "x(2)", "x(0)", "x(1)")], device=envs.device)  # by syndrome
+        self.phase = torch.zeros(envs.num_envs, dtype=torch.int64, device=envs.device)
         self.ancilla = torch.zeros_like(self.phase)
         self.first = torch.zeros_like(self.phase)
         self.parity = torch.zeros_like(self.phase)
@@ -80,13 +79,12 @@ class ScheduledPolicy:
     def __init__(self, envs: QubitErrorCorrectionVectorEnv, prefix: tuple[str, ...], cycle: tuple[str, ...]) -> None:
         if not cycle:
             raise ValueError("cycle must name at least one action")
-        core = envs.core
-        self.core = core
-        self.prefix = torch.tensor([core.action_index(a) for a in prefix], dtype=torch.int64, device=core.device)
-        self.cycle = torch.tensor([core.action_index(a) for a in cycle], dtype=torch.int64, device=core.device)
+        self.envs = envs
+        self.prefix = torch.tensor([envs.action_index(a) for a in prefix], dtype=torch.int64, device=envs.device)
+        self.cycle = torch.tensor([envs.action_index(a) for a in cycle], dtype=torch.int64, device=envs.device)
 
     def __call__(self, obs: torch.Tensor) -> torch.Tensor:
-        t = self.core.elapsed
+        t = self.envs.elapsed
         in_cycle = self.cycle[(t - len(self.prefix)).clamp(min=0) % len(self.cycle)]
         if len(self.prefix) == 0:
             return in_cycle
@@ -135,7 +133,7 @@ def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[Qu
         options["max_steps"] = steps
     envs = QubitErrorCorrectionVectorEnv(num_envs=num_envs, **options)
     policy = policy_factory(envs)
-    horizon = envs.core.max_steps
+    horizon = envs.max_steps
     if not 1 <= fit_from < horizon:
         raise ValueError(f"fit_from must be in [1, {horizon - 1}] (the steps of the episodes), got {fit_from}")
     obs, _ = envs.reset(seed=seed * num_envs)
@@ -153,7 +151,7 @@ def effective_lifetime(env_options: dict[str, Any], policy_factory: Callable[[Qu
         y = -torch.log(block.mean(1).clamp_min(1e-300))
         centred = time - time.mean()
         slope = float((centred * (y - y.mean())).sum() / (centred * centred).sum())
-        return 2.0 / slope / envs.core.t_dec if slope > 0 else math.inf
+        return 2.0 / slope / envs.options["t_dec"] if slope > 0 else math.inf
 
     estimate = ratio(trace)
     parts = [ratio(block) for block in trace.chunk(groups, dim=1)]
