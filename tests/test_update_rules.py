@@ -498,3 +498,54 @@ def test_gradient_averaging_weights_each_rank_by_its_samples(monkeypatch):
     first.grad, second.grad = torch.tensor([1.0]), torch.tensor([2.0])  # two parameters: one flat buffer
     distributed.average_gradients([first, second], torch.tensor(2.0))
     assert [first.grad.item(), second.grad.item()] == pytest.approx([(2 * 1 + 3 * 4) / 5, (2 * 2 + 3 * 8) / 5])
+
+
+def test_student_refinement_is_one_advantage_actor_critic_step_by_hand():
+    """``_refine`` on a hand-written batch: a constant policy π = softmax(b) and a constant value V = 0.5
+    (the value head's bias 0.25 over the scale 1 − γ = 0.5), γ = 0.5, λ = 0.95 (fixed)."""
+    envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, n_qubits=3, max_steps=4)
+    student = QECStudent(envs, seed=0, teacher="unused", num_steps=3, refine_after=0, gamma=0.5,
+                         learning_rate=0.5, refine_learning_rate=1e-3)
+    n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
+    logits = torch.linspace(1.0, -1.0, n)
+    with torch.no_grad():
+        student.model.out.weight.zero_()
+        student.model.out.bias.copy_(logits)
+        student.model.value.weight.zero_()
+        student.model.value.bias.fill_(0.25)
+    ones = [[1.0] * obs_dim] * 2
+    batch = make_batch(obs=[ones] * 3, actions=[[0, 1], [1, 0], [2, 3]], rewards=[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
+                       terminated=[[False, False], [True, False], [False, False]],
+                       dones=[[False, False], [True, False], [False, False]],
+                       valid=[[True, True], [True, True], [True, False]], last_obs=ones)
+    student.rollout = FixedRollout(batch)
+    bias_before = student.model.out.bias.detach().clone()
+    value_bias_before = student.model.value.bias.item()
+    logs = student.learn_iteration()
+    # GAE, δ_t = r_t + γ V (1 − d_t) − V, A_t = δ_t + γλ (1 − d_t) A_{t+1}, V = 0.5 and the bootstrap 0.5:
+    # column 0: A2 = 2 + 0.25 − 0.5 = 1.75; A1 = 0 − 0.5 = −0.5 (ends); A0 = 0.75 + 0.475·(−0.5) = 0.5125
+    # column 1: A2 = −0.25 (not valid, but bootstraps A1); A1 = 0.75 + 0.475·(−0.25) = 0.63125;
+    #           A0 = −0.25 + 0.475·0.63125 = 0.04984375
+    advantages = [0.5125, -0.5, 1.75, 0.04984375, 0.63125]  # the valid steps
+    actions = [0, 1, 2, 1, 0]
+    mean = sum(advantages) / 5
+    std = math.sqrt(sum((a - mean) ** 2 for a in advantages) / 5)
+    normalised = [(a - mean) / (std + 1e-8) for a in advantages]
+    log_pi = torch.log_softmax(logits, 0).tolist()
+    assert logs["losses/policy_loss"] == pytest.approx(-sum(z * log_pi[a] for z, a in zip(normalised, actions)) / 5,
+                                                       abs=1e-6)
+    # V − target = −A: 0.5 · mean(((V − target) · scale)²) with scale 0.5
+    assert logs["losses/value_loss"] == pytest.approx(0.5 * 0.25 * sum(a * a for a in advantages) / 5, abs=1e-6)
+    entropy = -(torch.softmax(logits, 0) * torch.log_softmax(logits, 0)).sum().item()
+    assert logs["losses/entropy"] == pytest.approx(entropy, abs=1e-6)
+    assert student.global_step == 6
+    assert [group["lr"] for group in student.optimizer.param_groups] == [1e-3]
+    # Adam's first step moves each parameter by lr · sign(gradient). The policy gradient on the bias of
+    # action a is −Σ_{i: a_i = a} Â_i / 5 (the π(a) term sums the normalised advantages to zero), the
+    # value gradient on its bias is −scale · mean(A) < 0. (Actions never taken get a gradient of rounding
+    # size, which Adam's first step does not scale to lr: they are left out.)
+    step = (student.model.out.bias.detach() - bias_before).tolist()
+    for a in set(actions):
+        chosen = sum(z for z, b in zip(normalised, actions) if b == a)
+        assert step[a] == pytest.approx(math.copysign(1e-3, chosen), abs=1e-6)
+    assert student.model.value.bias.item() - value_bias_before == pytest.approx(1e-3, abs=1e-6)
