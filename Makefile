@@ -67,7 +67,13 @@ MUTANTS ?= \
 	physrl.envs.core.xǁBatchCoreǁcheck_actions* \
 	physrl.envs.core.xǁVectorEnvǁstep* \
 	physrl.training.challenge.x_score_submission* \
-	physrl.training.challenge.x_play*
+	physrl.training.challenge.x_play* \
+	physrl.agents.student.xǁQECStudentǁlearn_iteration* \
+	physrl.agents.student.xǁQECStudentǁ_refine* \
+	physrl.agents.student.xǁQECStudentǁ_advantages* \
+	physrl.agents.student.xǁQECStudentǁ_values* \
+	physrl.agents.student.xǁQECStudentǁ_value_loss* \
+	physrl.envs.kernels.*
 mutate: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[mutate]"
 	rm -rf $(MUTATE) && mkdir -p $(MUTATE)/src/physrl

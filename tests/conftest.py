@@ -1,4 +1,5 @@
 import os
+import sys
 
 import gymnasium as gym
 import pytest
@@ -12,3 +13,17 @@ torch.set_num_threads(1)
 PHYSRL_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("physrl/"))
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutation testing (``make mutate``, docs/development.md) every mutant's tests run in a process
+    forked after a clean run, whose ``functools`` caches hold results of the unmutated code (the
+    qubit kernels' permutation and pair tables): empty them, so that a mutant of a function those
+    tables are built from is exercised."""
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    for name, module in list(sys.modules.items()):
+        if name.startswith("physrl"):
+            for value in list(vars(module).values()):
+                if callable(getattr(value, "cache_clear", None)):
+                    value.cache_clear()
