@@ -164,3 +164,28 @@ def test_number_parity_and_qubit_measurements_follow_born_and_collapse():
     excited, after = measure_qubit(joint, torch.tensor([0.0]))
     assert not bool(excited[0]) and after[0, 1].abs().max().item() == 0.0
     assert after.norm().item() == pytest.approx(1.0, abs=TOL)
+
+
+def test_parity_of_qubit_oscillator_kets_sums_both_qubit_branches_and_keeps_both():
+    rng = np.random.default_rng(11)
+    joint = torch.as_tensor(random_kets(rng, 1, 2 * N).reshape(1, 2, N))
+    p_even = float(joint[0, :, 0::2].abs().square().sum())
+    even, after = measure_parity(joint, torch.tensor([0.5 * p_even]))
+    assert bool(even[0]) and after[0, :, 1::2].abs().max().item() == 0.0
+    np.testing.assert_allclose(after[0, :, 0::2].numpy(), (joint[0, :, 0::2] / math.sqrt(p_even)).numpy(), atol=TOL)
+    odd, _ = measure_parity(joint, torch.tensor([p_even + 0.5 * (1 - p_even)]))
+    assert not bool(odd[0])
+
+
+def test_a_measurement_never_collapses_onto_an_outcome_of_probability_zero():
+    """u ∈ [0, 1): the qubit is excited iff u ≥ p_g, so a ket in |e⟩ reads excited even at u = 0."""
+    excited_ket = torch.zeros(1, 2, N, dtype=torch.complex128)
+    excited_ket[0, 1, 3] = 1.0
+    excited, after = measure_qubit(excited_ket, torch.tensor([0.0]))
+    assert bool(excited[0]) and torch.equal(after, excited_ket)
+
+
+def test_qubit_rotation_keeps_the_dtype_of_the_kets():
+    kets = torch.as_tensor(random_kets(np.random.default_rng(12), 2, 2 * N).reshape(2, 2, N)).to(torch.complex64)
+    angles = torch.tensor([0.3, -1.2], dtype=torch.float64)
+    assert rotate_qubit(kets, angles, angles).dtype == torch.complex64

@@ -208,3 +208,12 @@ def test_bit_flips_leave_the_input_untouched():
     before = rho.clone()
     K.bit_flip(rho, 0.2, N)
     assert torch.equal(rho, before)
+
+
+def test_measurement_probability_takes_any_leading_dims():
+    _, rho = random_batch(2)  # (3, 4, d, d): batch and the four channel matrices
+    probability = K.z_probability(rho, N, 1)
+    assert probability.shape == (3, 4)
+    for b in range(3):
+        for m in range(4):
+            assert probability[b, m].item() == pytest.approx(K.z_probability(rho[b, m][None], N, 1).item(), abs=1e-15)
