@@ -15,11 +15,11 @@ PHYSRL_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("phys
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 
 
-def pytest_sessionstart(session: pytest.Session) -> None:
-    """Under mutation testing (``make mutate``, docs/development.md) every mutant's tests run in a process
-    forked after a clean run, whose ``functools`` caches hold results of the unmutated code (the
-    qubit kernels' permutation and pair tables): empty them, so that a mutant of a function those
-    tables are built from is exercised."""
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Under mutation testing (``make mutate``, docs/development.md) empty the package's ``functools``
+    caches (the qubit kernels' permutation and pair tables) before every test: a mutant's tests run in
+    a process forked after a clean run, whose caches hold results of the unmutated code, and the
+    coverage run must see every test that builds a table, not only the first."""
     if "MUTANT_UNDER_TEST" not in os.environ:
         return
     for name, module in list(sys.modules.items()):

@@ -113,6 +113,20 @@ def test_kernels_keep_the_leading_shape_and_dtype():
         assert out.shape == rho.shape and out.dtype == torch.complex128
 
 
+def test_gates_act_alike_on_any_number_of_leading_dims():
+    """One state (d, d), a batch (B, d, d) and a batch of channel matrices (B, 4, d, d) give the same matrices."""
+    _, rho = random_batch(5)
+    perm = torch.stack([K.x_permutation(N, 0), K.cnot_permutation(N, 1, 2), K.x_permutation(N, 2)])
+    for gate in (lambda r: K.hadamard(r, N, 1), lambda r: K.bit_flip(r, 0.1, N)):
+        whole = gate(rho)
+        torch.testing.assert_close(gate(rho[:, 0]), whole[:, 0], rtol=0, atol=0)
+        torch.testing.assert_close(gate(rho[0, 2]), whole[0, 2], rtol=0, atol=0)
+    whole = K.permute(rho, perm)
+    torch.testing.assert_close(K.permute(rho[:, 1], perm), whole[:, 1], rtol=0, atol=0)
+    for b in range(3):
+        torch.testing.assert_close(K.permute(rho[b, 1], perm[b]), whole[b, 1], rtol=0, atol=0)
+
+
 def random_channel_deltas(seed: int, n: int = 3) -> torch.Tensor:
     """δρᵢ = E(σᵢ/2 ⊗ |0…0⟩⟨0…0|) for a random Kraus channel E (QuTiP), shape (3, d, d)."""
     kraus = qutip.rand_kraus_map([2] * n, seed=seed)
@@ -178,6 +192,20 @@ def test_gates_and_flips_in_pair_form_match_the_dense_permutations():
         new_shift, source, sign = P.pair_permutation(N, tuple(perm.tolist()))
         moved = P.permute_pairs(pairs, source[shift], sign[shift])
         torch.testing.assert_close(P.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
+
+
+def test_gates_in_pair_form_match_the_dense_permutations_for_every_pairing():
+    """Every v = 1 … d−1 (a random draw of eight may miss some, e.g. every v with top bit 1)."""
+    shift = torch.arange(1, 2**N)
+    pairs = torch.randn(len(shift), 4, 4, 2 ** (N - 1), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
+    rho = K.from_pairs(pairs, shift, N)
+    torch.testing.assert_close(K.to_pairs(rho, shift, N), pairs, rtol=0, atol=1e-15)
+    perms = [K.x_permutation(N, q) for q in range(N)]
+    perms += [K.cnot_permutation(N, c, t) for c in range(N) for t in range(N) if c != t]
+    for perm in perms:
+        new_shift, source, sign = K.pair_permutation(N, tuple(perm.tolist()))
+        moved = K.permute_pairs(pairs, source[shift], sign[shift])
+        torch.testing.assert_close(K.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("q", range(N))

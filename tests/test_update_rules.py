@@ -39,6 +39,7 @@ class FixedRollout:
         self.batch = batch
 
     def collect(self, num_steps, policy):
+        self.num_steps = num_steps
         self.actions = policy(self.batch.obs[0])[0]  # the behaviour policy runs on the first observations
         return self.batch
 
@@ -473,7 +474,9 @@ def test_student_loss_is_the_cross_entropy_with_the_teacher(sampled):
     with torch.no_grad():
         student.model.out.weight.zero_()
         student.model.out.bias.copy_(student_logits)
+    student.global_step = 5
     loss = student.learn_iteration()["losses/imitation"]
+    assert student.global_step == 5 + 6 * 3
     log_q = torch.log_softmax(student_logits, 0)
     if sampled:  # distillation: −Σ_a p_teacher(a) ln q(a)
         expected = -(torch.softmax(teacher_logits, 0) * log_q).sum()
@@ -519,6 +522,7 @@ def test_student_refinement_is_one_advantage_actor_critic_step_by_hand():
                        dones=[[False, False], [True, False], [False, False]],
                        valid=[[True, True], [True, True], [True, False]], last_obs=ones)
     student.rollout = FixedRollout(batch)
+    student.global_step = 10
     bias_before = student.model.out.bias.detach().clone()
     value_bias_before = student.model.value.bias.item()
     logs = student.learn_iteration()
@@ -538,7 +542,7 @@ def test_student_refinement_is_one_advantage_actor_critic_step_by_hand():
     assert logs["losses/value_loss"] == pytest.approx(0.5 * 0.25 * sum(a * a for a in advantages) / 5, abs=1e-6)
     entropy = -(torch.softmax(logits, 0) * torch.log_softmax(logits, 0)).sum().item()
     assert logs["losses/entropy"] == pytest.approx(entropy, abs=1e-6)
-    assert student.global_step == 6
+    assert student.global_step == 16 and student.rollout.num_steps == 3
     assert [group["lr"] for group in student.optimizer.param_groups] == [1e-3]
     # Adam's first step moves each parameter by lr · sign(gradient). The policy gradient on the bias of
     # action a is −Σ_{i: a_i = a} Â_i / 5 (the π(a) term sums the normalised advantages to zero), the
