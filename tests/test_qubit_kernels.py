@@ -198,14 +198,14 @@ def test_gates_in_pair_form_match_the_dense_permutations_for_every_pairing():
     """Every v = 1 … d−1 (a random draw of eight may miss some, e.g. every v with top bit 1)."""
     shift = torch.arange(1, 2**N)
     pairs = torch.randn(len(shift), 4, 4, 2 ** (N - 1), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
-    rho = K.from_pairs(pairs, shift, N)
-    torch.testing.assert_close(K.to_pairs(rho, shift, N), pairs, rtol=0, atol=1e-15)
+    rho = P.from_pairs(pairs, shift, N)
+    torch.testing.assert_close(P.to_pairs(rho, shift, N), pairs, rtol=0, atol=1e-15)
     perms = [K.x_permutation(N, q) for q in range(N)]
     perms += [K.cnot_permutation(N, c, t) for c in range(N) for t in range(N) if c != t]
     for perm in perms:
-        new_shift, source, sign = K.pair_permutation(N, tuple(perm.tolist()))
-        moved = K.permute_pairs(pairs, source[shift], sign[shift])
-        torch.testing.assert_close(K.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
+        new_shift, source, sign = P.pair_permutation(N, tuple(perm.tolist()))
+        moved = P.permute_pairs(pairs, source[shift], sign[shift])
+        torch.testing.assert_close(P.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
 
 
 @pytest.mark.parametrize("q", range(N))
@@ -275,13 +275,13 @@ def test_recoverable_information_is_the_sphere_minimum_to_1e_9():
     ends up to 3e-4 above it there, which the grid tests allow.)"""
     _, shift, pairs = random_pair_form(8, batch=6, scale=0.15)
     pairs[:, :, 0] = 0.0
-    blocks = K.from_pairs(pairs, shift, N)[:, 1:]
+    blocks = P.from_pairs(pairs, shift, N)[:, 1:]
     expected = [sphere_minimum(delta.numpy(), seed) for seed, delta in enumerate(blocks)]
     poor_start = torch.tensor([[1.0, 0.0, 0.0]] * 6, dtype=torch.float64)
-    cold, direction = K.recoverable_information_pairs(pairs[:, 1:])
+    cold, direction = R.recoverable_information_pairs(pairs[:, 1:])
     near = direction + 1e-3 * torch.randn(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
-    for found in (K.recoverable_information(blocks)[0], K.recoverable_information(blocks, start=poor_start)[0],
-                  cold, K.recoverable_information_pairs(pairs[:, 1:], start=near)[0]):
+    for found in (R.recoverable_information(blocks)[0], R.recoverable_information(blocks, start=poor_start)[0],
+                  cold, R.recoverable_information_pairs(pairs[:, 1:], start=near)[0]):
         np.testing.assert_allclose(found.numpy(), expected, rtol=0, atol=1e-9)
 
 
@@ -290,10 +290,10 @@ def test_trace_norm_gradient_and_hessian_equal_finite_differences(form):
     """f(n) = ‖Σᵢ nᵢ δρᵢ‖₁, its gradient and Hessian (``terms``) at random n, against central differences
     of f and of the gradient (h = 1e-6 and 1e-5), and f against the eigenvalues at the same n."""
     if form == "dense":
-        norm = K._DenseNorm(torch.stack([random_channel_deltas(seed) for seed in range(50, 54)]))
+        norm = R._DenseNorm(torch.stack([random_channel_deltas(seed) for seed in range(50, 54)]))
     else:
         _, shift, pairs = random_pair_form(9, batch=4)
-        norm = K._PairNorm.of(pairs[:, 1:])
+        norm = R._PairNorm.of(pairs[:, 1:])
     n = torch.randn(4, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     f, grad, hess = norm.terms(n)
     np.testing.assert_allclose(f.numpy(), norm.along(n).numpy(), rtol=0, atol=1e-12)
@@ -306,7 +306,7 @@ def test_trace_norm_gradient_and_hessian_equal_finite_differences(form):
         curvature = (norm.terms(n + step)[1] - norm.terms(n - step)[1]) / 2e-5
         np.testing.assert_allclose(hess[:, :, j].numpy(), curvature.numpy(), rtol=0, atol=1e-5)
     # the Gram matrix: ‖Σᵢ nᵢ δρᵢ‖₂² = nᵀ G n
-    dense = norm.delta if form == "dense" else K.from_pairs(pairs, shift, N)[:, 1:]
+    dense = norm.delta if form == "dense" else P.from_pairs(pairs, shift, N)[:, 1:]
     frobenius = torch.einsum("bi,bixy->bxy", n.to(dense.dtype), dense).abs().square().sum((-2, -1))
     np.testing.assert_allclose(torch.einsum("bi,bij,bj->b", n, norm.gram(), n).numpy(), frobenius.numpy(),
                                rtol=1e-12, atol=0)
