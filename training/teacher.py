@@ -16,10 +16,10 @@ QEC = "physrl/QubitErrorCorrection-v0"
 
 
 def attach_teacher(learner: Any) -> Any:
-    """Load the teacher checkpoint named by a :class:`~physrl.agents.student.QECStudent`'s ``teacher`` into it when imitation lies
-    ahead and one is named (a student without one refuses to start by itself); other learners are left as
-    they are. Returns ``learner``."""
-    path = learner.hyperparameters["teacher"] if isinstance(learner, QECStudent) else ""
+    """Load the teacher checkpoint named by a :class:`~physrl.agents.student.QECStudent`'s ``teacher`` into it
+    when imitation lies ahead and one is named (a student without one refuses to start by itself); other
+    learners are left as they are. Returns ``learner``."""
+    path = learner.config.teacher if isinstance(learner, QECStudent) else ""
     if not path or not learner.needs_teacher():
         return learner
     view = load_checkpoint(path, QEC)["config"]["env_kwargs"].get("obs_mode", "measurements")
@@ -27,7 +27,7 @@ def attach_teacher(learner: Any) -> Any:
         expected = learner.teacher_spaces(view)
     except ValueError as error:
         raise ValueError(f"teacher {path!r}: {error}") from None
-    if learner.hyperparameters["teacher_sampled"]:
+    if learner.config.teacher_sampled:
         checkpoint = load_checkpoint(path, QEC, **expected)
         if checkpoint["config"]["agent"] != "deep-pg":
             raise ValueError(f"teacher_sampled=True needs a deep-pg teacher (its action probabilities), "
