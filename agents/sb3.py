@@ -223,17 +223,21 @@ class _Episodes(BaseCallback):
 
 
 class SB3Agent(Agent):
-    """An SB3 algorithm (``algorithm``) as a physrl agent; one ``learn_iteration`` is one rollout and
-    update of SB3's own ``learn`` loop (``n_steps`` or ``train_freq`` steps of every sub-env), and SB3's
-    schedules (``sb3-dqn``'s ε) run over ``total_steps``, the run's budget, as in one ``learn`` call. The replay buffer of ``sb3-dqn`` is not saved: a resumed run starts a new one."""
+    """An SB3 algorithm (``algorithm``) as a physrl agent.
+
+    One ``learn_iteration`` is one rollout and update of SB3's own ``learn`` loop (the hyperparameter
+    ``rollout_steps`` names, of every sub-env), and SB3's schedules (``sb3-dqn``'s ε) run over
+    ``total_steps``, the run's budget, so the iterations train as one ``learn(total_steps)`` call. The
+    replay buffer of ``sb3-dqn`` is not saved: a resumed run starts a new one.
+    """
 
     algorithm: ClassVar[type[BaseAlgorithm]]
+    rollout_steps: ClassVar[str] = "n_steps"
 
     def __init__(self, envs: gym.vector.VectorEnv, seed: int = 0, config: SB3Config | None = None,
                  **hyperparameters: Any) -> None:
         self.envs, self.device = envs, envs.device
         self.seed = check_int("seed", seed, 0, MAX_SEED)
-        self.world_size = 1
         config = self.configure(config, hyperparameters)
         kwargs = config.to_dict()
         policy_kwargs: dict[str, Any] = {"net_arch": kwargs.pop("net_arch")}
@@ -254,8 +258,7 @@ class SB3Agent(Agent):
         return int(self.model.num_timesteps)
 
     def learn_iteration(self) -> dict[str, Any]:
-        per_step = self.envs.num_envs
-        steps = per_step * (self.config.train_freq if isinstance(self.config, SB3DQNConfig) else self.config.n_steps)
+        steps = self.envs.num_envs * getattr(self.config, self.rollout_steps)
         self.model.learn(steps, callback=self._episodes, log_interval=1, reset_num_timesteps=False)
         stats = {"episodic_return": self._episodes.returns, "episodic_length": self._episodes.lengths,
                  **self._losses.values}
@@ -296,4 +299,4 @@ class SB3A2C(SB3Agent):
 class SB3DQN(SB3Agent):
     """SB3's DQN (``sb3-dqn``)."""
 
-    algorithm, config_class = DQN, SB3DQNConfig
+    algorithm, config_class, rollout_steps = DQN, SB3DQNConfig, "train_freq"
