@@ -173,6 +173,10 @@ def test_file_to_run_config_to_checkpoint_and_back(tmp_path, capsys):
     assert restored.hyperparameters.num_steps == 8 and restored.env_kwargs == {"max_steps": 7}
     with pytest.raises(ValueError, match=r"hyperparameters \{'learning_rate': 0.5\} differ"):
         train(resume=run_dir, hyperparameters={"learning_rate": 0.5}, progress=False)
+    with pytest.raises(TypeError, match=r"unknown run option\(s\) \['num_env'\]"):
+        train(resume=run_dir, num_env=4, progress=False)
+    with pytest.raises(ValueError, match="config and resume exclude each other"):
+        train(config=config, resume=run_dir, progress=False)
 
 
 SHIPPED = ["results/qec/teacher.pt", "results/qec/teacher_correlated.pt", "results/qec/student.pt",

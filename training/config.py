@@ -71,9 +71,7 @@ class RunConfig:
         """Build from a mapping of field names (a config file's, ``train()``'s keywords); ``env`` is
         accepted for ``env_id``."""
         values = {("env_id" if key == "env" else key): value for key, value in values.items()}
-        unknown = sorted(set(values) - set(FIELDS))
-        if unknown:
-            raise TypeError(f"unknown run option(s) {unknown}; allowed: {list(FIELDS)}")
+        check_option_names(values)
         return cls(**values)
 
     @classmethod
@@ -93,6 +91,13 @@ class RunConfig:
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(RunConfig))
+
+
+def check_option_names(values: Mapping[str, Any]) -> None:
+    """A ``TypeError`` naming the keys of ``values`` that are not fields of :class:`RunConfig`."""
+    unknown = sorted(set(values) - set(FIELDS))
+    if unknown:
+        raise TypeError(f"unknown run option(s) {unknown}; allowed: {list(FIELDS)}")
 #: keys of a config file: the fields of :class:`RunConfig`, with ``env`` for ``env_id``
 FILE_KEYS = ("env",) + FIELDS[1:]
 

@@ -45,8 +45,8 @@ from physrl.envs.core import VectorEnv
 from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
 from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
                                         save_checkpoint, space_spec)
-from physrl.training.config import (FIELDS, RunConfig, assign, hyperparameter_class, parse_assignment,
-                                    read_config_file)
+from physrl.training.config import (FIELDS, RunConfig, assign, check_option_names, hyperparameter_class,
+                                    parse_assignment, read_config_file)
 from physrl.training.maze_log import MazeOptimumLog
 from physrl.training.qec_log import QecLifetimeLog
 from physrl.training.teacher import attach_teacher
@@ -210,7 +210,10 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, config: RunC
     ...); they override ``config``. None stands for not given.
     """
     given = {key: value for key, value in {"env_id": env_id, "agent": agent, **options}.items() if value is not None}
+    check_option_names(given)
     if resume is not None:
+        if config is not None:
+            raise ValueError("config and resume exclude each other: resume continues the checkpoint's run")
         config, checkpoint = _resume_config(resume, given)
         if checkpoint["state"].get("policy_only"):
             raise ValueError(f"cannot resume {str(resume)!r}: it is a policy-only checkpoint (export_policy) "
