@@ -300,6 +300,19 @@ def test_walker_optimum_policies():
     assert abs(mean - walker_target_optimum()) < 0.3
 
 
+def test_play_episodes_plays_the_first_episode_of_seed_plus_i_on_sub_env_i():
+    returns = play_episodes(gym.make_vec("physrl/WalkerTarget-v0", num_envs=6), walker_target_optimum_policy, seed=40)
+    assert returns.dtype == torch.float64 and len(set(returns.tolist())) > 1   # the hidden targets differ
+    for i in range(6):
+        env = gym.make("physrl/WalkerTarget-v0")
+        obs, _ = env.reset(seed=40 + i)
+        total, done = 0.0, False
+        while not done:
+            obs, reward, terminated, truncated, _ = env.step(int(1 - obs))
+            total, done = total + reward, terminated or truncated
+        assert returns[i].item() == total
+
+
 def test_action_mask_keeps_the_policy_off_masked_actions_in_acting_and_updates():
     """DeepPolicyGradient(action_mask=True) on the QEC pairs view never samples a revealing measurement, so no
     episode ends early; its greedy and sampled actions respect the mask; bad uses are refused by name."""
