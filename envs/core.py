@@ -41,11 +41,13 @@ class BatchCore(ABC):
     #: Everything else is a constant of the options. A core whose state depends on its options
     #: overrides it with a property.
     state_names: ClassVar[tuple[str, ...]] = ()
+    #: The largest ``max_steps`` the core accepts, where its state or observation grows with the horizon.
+    max_horizon: ClassVar[int | None] = None
 
     def __init__(self, num_envs: int, device: torch.device | str, max_steps: int) -> None:
         self.num_envs = check_int("num_envs", num_envs, 1)
         self.device = torch.device(device)
-        self.max_steps = check_int("max_steps", max_steps, 1)
+        self.max_steps = check_int("max_steps", max_steps, 1, self.max_horizon)
         self.rng = BatchRandom(self.num_envs, self.device)
         self.elapsed = torch.zeros(self.num_envs, dtype=torch.int64, device=self.device)
 

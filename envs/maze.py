@@ -22,6 +22,8 @@ from physrl.envs.rng import BatchRandom
 MOVES: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (0, 1), (1, 0), (0, -1))
 ACTION_NAMES: tuple[str, ...] = ("stay", "up", "right", "down", "left")
 OBS_MODES = ("image", "position")
+#: The largest maze side M (the image observation and the state grow as M²).
+MAX_SIZE = 101
 
 
 @dataclass
@@ -74,7 +76,7 @@ class MazeCore(BatchCore):
                  obs_mode: str = "image", fixed_maze: bool = False, maze_seed: int | None = None,
                  start: tuple[int, int] | None = None) -> None:
         super().__init__(num_envs, device, max_steps)
-        self.size = check_int("size", size, 5)
+        self.size = check_int("size", size, 5, MAX_SIZE)
         if size % 2 == 0:
             raise ValueError(f"size must be odd (walls on even rows/columns, rooms on odd ones), got {size}")
         self.n_chests = check_int("n_chests", n_chests, 1)
@@ -247,7 +249,7 @@ class TreasureMazeEnv(SingleEnv):
         ``max_steps`` steps (the registered ``max_episode_steps``).
 
     Arguments:
-        size (int): M, odd, ≥ 5 (default 11).
+        size (int): M, odd, in [5, 101] (default 11).
         n_chests (int): K, at most 2R² − 2 with R = (M − 1)/2 (default 10).
         max_steps (int): T, the horizon (default 40).
         delete_chests (bool): a chest pays once and disappears (default True).

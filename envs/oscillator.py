@@ -30,6 +30,10 @@ TRUNCATION_TOLERANCE = 1e-6
 CAT_AMPLITUDE = 2.0
 WIGNER_GRID = 81
 RENDER_EXTENT = 6.0
+#: Limits of the size options (N×N matrices, a one-hot observation of the step, M points per reward).
+MAX_LEVELS = 1000
+MAX_STEPS = 1000
+MAX_WIGNER_SAMPLES = 10_000
 
 
 def cat_state(n_levels: int, amplitude: float = CAT_AMPLITUDE) -> np.ndarray:
@@ -80,6 +84,7 @@ class OscillatorCore(BatchCore):
 
     render_modes = ("rgb_array",)
     state_names = ("psi", "outcome", "top_population", "shots")
+    max_horizon = MAX_STEPS
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", control: str = "snap_displacement",
                  n_levels: int = 80, max_steps: int = 5, snap_phases: int | None = None, alpha_max: float | None = None,
@@ -91,7 +96,7 @@ class OscillatorCore(BatchCore):
             max_steps = n_steps
         super().__init__(num_envs, device, max_steps)
         self.control = check_choice("control", control, CONTROLS)
-        self.n_levels = check_int("n_levels", n_levels, 2)
+        self.n_levels = check_int("n_levels", n_levels, 2, MAX_LEVELS)
         if control == "ecd" and snap_phases is not None:
             raise ValueError("snap_phases is only used with control='snap_displacement'")
         self.snap_phases = check_int("snap_phases", 10 if snap_phases is None else snap_phases, 1, self.n_levels)
@@ -102,7 +107,7 @@ class OscillatorCore(BatchCore):
         if reward_mode == "fock" and not (isinstance(target, str) and target == "fock"):
             raise ValueError("reward_mode='fock' measures a photon number, so it needs target='fock'; "
                              "use reward_mode='wigner' or 'fidelity' for other targets")
-        self.wigner_samples = check_int("wigner_samples", wigner_samples, 1)
+        self.wigner_samples = check_int("wigner_samples", wigner_samples, 1, MAX_WIGNER_SAMPLES)
         self.feedback = check_bool("feedback", feedback)
         ket = target_ket(target, self.n_levels, n)
         self.n = int(np.argmax(np.abs(ket)))  # the Fock level measured by reward_mode="fock"
@@ -302,9 +307,9 @@ class OscillatorStatePrepEnv(SingleEnv):
 
     Arguments:
         control (str): ``"snap_displacement"`` (default) or ``"ecd"`` (qubit ⊗ oscillator).
-        n_levels (int): N, the Fock levels (default 80; see Physics for why).
-        max_steps (int): T, the number of control steps (default 5). The old name ``n_steps`` is still
-            accepted with a DeprecationWarning.
+        n_levels (int): N, the Fock levels, at most 1000 (default 80; see Physics for why).
+        max_steps (int): T, the number of control steps, at most 1000 (default 5). The old name
+            ``n_steps`` is still accepted with a DeprecationWarning.
         snap_phases (int | None): S ≤ N, the SNAP phases (default 10; SNAP + displacement only).
         alpha_max (float | None): the scale of α (or β), > 0 (default 3.0 for SNAP + displacement,
             1.5 for ECD; see Physics).
@@ -312,7 +317,7 @@ class OscillatorStatePrepEnv(SingleEnv):
             amplitude 2, normalised in the truncated space) or a normalised ket of N amplitudes.
         n (int | None): the Fock level of ``target="fock"`` (default 1).
         reward_mode (str): ``"fock"`` (default), ``"wigner"`` or ``"fidelity"``.
-        wigner_samples (int): M, the phase-space points per ``"wigner"`` reward (default 1).
+        wigner_samples (int): M, the phase-space points per ``"wigner"`` reward, at most 10 000 (default 1).
         feedback (bool): measure after every step and observe the outcome (default False).
         render_mode (str | None): ``"rgb_array"`` draws the Wigner function of the current (reduced
             oscillator) state on x, y ∈ [−6, 6], red > 0, blue < 0.

@@ -30,6 +30,8 @@ REVEALED = 1e-3
 WARM_ITERATIONS = 16
 #: Newton iterations of the warm-started closed-form R_Q search in pair form (``hadamard=False``).
 PAIR_ITERATIONS = 2
+#: The longest horizon (each sub-env keeps the record of its episode, max_steps × 2 integers).
+MAX_STEPS = 100_000
 
 
 def step_reward(averaged: torch.Tensor, recoverable: torch.Tensor, measured: torch.Tensor, t_dec: float
@@ -98,6 +100,7 @@ class QubitCore(BatchCore):
     """
 
     render_modes = ("ansi", "rgb_array")
+    max_horizon = MAX_STEPS
 
     def __init__(self, num_envs: int, device: torch.device | str = "cpu", n_qubits: int = 4,
                  noise: str = "bitflip", t_dec: float = 1200.0, connectivity: Any = "all", hadamard: bool = False,
@@ -549,7 +552,7 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         measurable (list[int] | None): the qubits that may be measured (default all).
         obs_mode (str): ``"measurements"``, ``"state"`` or ``"pairs"``.
         action_memory (int): 0–16 last actions appended to the observation (default 0).
-        max_steps (int): the horizon (default 200).
+        max_steps (int): the horizon, at most 100 000 (default 200).
         render_mode (str | None): ``"ansi"`` (the action timeline with outcomes) or ``"rgb_array"``
             (the circuit so far).
 

@@ -293,3 +293,12 @@ def test_truncated_checkpoints_are_refused_clearly(checkpoint, tmp_path_factory,
     with pytest.raises(ValueError) as error:
         load_checkpoint(path)
     assert "\n" not in str(error.value) and "checkpoint" in str(error.value)
+
+
+@pytest.mark.parametrize("env_id, option, value", [
+    ("physrl/OscillatorStatePrep-v0", "n_levels", 10**6), ("physrl/OscillatorStatePrep-v0", "max_steps", 10**6),
+    ("physrl/OscillatorStatePrep-v0", "wigner_samples", 10**6), ("physrl/TreasureMaze-v0", "size", 10**6 + 1),
+    ("physrl/QubitErrorCorrection-v0", "max_steps", 10**9)])
+def test_size_options_above_their_documented_limit_are_refused_before_anything_is_allocated(env_id, option, value):
+    with pytest.raises(ValueError, match=rf"^{option} must be in \[\d+, \d+\], got {value}$"):
+        gym.make_vec(env_id, num_envs=1, **{option: value})
