@@ -52,3 +52,30 @@ def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
     ratio, error = effective_lifetime(result["env_kwargs"], lambda envs: policy, num_envs=16, seed=0)
     assert ratio > 1000 and error < 1e-6
     assert all(name == "idle" for name in result["greedy_circuit"][3:])
+
+
+@pytest.mark.parametrize("name, re_derived", [
+    ("lifetimes", {"teacher_greedy", "repetition_code", "repetition_schedule"}),
+    ("lifetimes_steady", {"teacher_greedy", "repetition_code"})])
+def test_lifetime_comparison_re_derives_its_figures(name, re_derived):
+    """results/qec/lifetimes*.json: the teacher and the repetition code on disjoint seed blocks. The mean and its
+    error follow from the per-seed figures; the first eighth of seed 1's episodes re-derives seed 1's figure
+    within 3 standard errors of that smaller sample (not for the schedule's 128 800-step episodes, whose rare
+    logical errors leave 16 groups of 8 too few for an honest error)."""
+    from physrl.training.qec_results import compared_policies, seed_mean
+
+    result = json.loads((RESULTS / f"{name}.json").read_text())
+    estimator = result["estimator"]
+    factories = compared_policies(Path(__file__).resolve().parents[1] / result["teacher"])
+    assert set(result["policies"]) == set(factories) and len(result["commit"]) == 40
+    for policy_name, measured in result["policies"].items():
+        assert len(measured["seeds"]) >= 4 and measured["seeds"] == list(range(len(measured["seeds"])))
+        assert seed_mean(measured["figures"]) == pytest.approx({"mean": measured["mean"], "error": measured["error"]})
+        options, factory = factories[policy_name]
+        assert options == measured["env_kwargs"]
+        if policy_name not in re_derived:
+            continue
+        eighth = estimator["num_envs"] // 8  # seed 8 of blocks of num_envs/8 = the first eighth of seed 1
+        ratio, error = effective_lifetime(options, factory, num_envs=eighth, seed=8, steps=estimator["steps"],
+                                          fit_from=estimator["fit_from"])
+        assert abs(ratio - measured["figures"][1]) < 3 * error, (policy_name, ratio, error, measured["figures"][1])

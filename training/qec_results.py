@@ -8,19 +8,28 @@ policy with their errors (:func:`physrl.agents.reference.qec.effective_lifetime`
 
     python -m physrl.training.qec_results RUN_DIR results/qec/teacher.pt \\
         --command "physrl train --config training/configs/qec_teacher_memory.yaml"
+
+``compare`` measures the shipped teacher and the repetition code on disjoint blocks of episodes (seeds
+0 … K−1 of the estimator) and writes each figure, their mean and its standard error::
+
+    python -m physrl.training.qec_results compare results/qec/lifetimes.json --seeds 8
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import matplotlib.pyplot as plt
+import numpy as np
 import torch
 
-from physrl.agents.reference.qec import effective_lifetime
+from physrl.agents.reference.qec import (HAND_WRITTEN_CODES, RepetitionCodePolicy, ScheduledPolicy,
+                                         effective_lifetime)
 from physrl.envs.qec import QubitErrorCorrectionVectorEnv
 from physrl.training.checkpoint import export_policy, load_checkpoint, load_policy, source_commit
 
@@ -75,7 +84,68 @@ def export_result(run_dir: str | Path, path: str | Path, command: str, num_envs:
     return result
 
 
+def compared_policies(teacher: str | Path) -> dict[str, tuple[dict[str, Any], Callable]]:
+    """The default-device policies of ``results/qec/lifetimes.json``: name -> (env options, policy factory):
+    the greedy policy of the ``teacher`` checkpoint, the repetition code and its schedule without corrections."""
+    options, prefix, cycle = HAND_WRITTEN_CODES["bitflip"]
+    return {
+        "teacher_greedy": (load_checkpoint(teacher)["config"]["env_kwargs"],
+                           lambda envs: load_policy(teacher, deterministic=True)),
+        "repetition_code": ({}, RepetitionCodePolicy),
+        "repetition_schedule": (options, lambda envs: ScheduledPolicy(envs, prefix, cycle)),
+    }
+
+
+def lifetime_over_seeds(env_options: dict[str, Any], policy_factory: Callable, seeds: list[int], num_envs: int,
+                        steps: int | None = None, fit_from: int = 1) -> dict[str, Any]:
+    """T_eff/T_dec by :func:`~physrl.agents.reference.qec.effective_lifetime` on each of ``seeds`` (disjoint blocks of
+    ``num_envs`` episodes), their mean and its standard error (the spread over seeds / √len(seeds))."""
+    figures = [effective_lifetime(env_options, policy_factory, num_envs=num_envs, steps=steps, seed=seed,
+                                  fit_from=fit_from) for seed in seeds]
+    return {"seeds": list(seeds), "figures": [f for f, _ in figures], "errors": [e for _, e in figures],
+            **seed_mean([f for f, _ in figures])}
+
+
+def seed_mean(figures: list[float]) -> dict[str, float]:
+    """``{"mean": ..., "error": ...}``: the mean of independent figures and its standard error."""
+    return {"mean": float(np.mean(figures)), "error": float(np.std(figures, ddof=1) / math.sqrt(len(figures)))}
+
+
+def compare_lifetimes(out: str | Path, teacher: str | Path, seeds: int, num_envs: int, steps: int | None,
+                      fit_from: int, command: str) -> dict[str, Any]:
+    """Measure every policy of :func:`compared_policies` on seeds 0 … ``seeds`` − 1 and write ``out`` (JSON)."""
+    result = {"estimator": {"function": "physrl.agents.reference.qec.effective_lifetime", "num_envs": num_envs,
+                            "steps": steps or 200, "fit_from": fit_from},
+              "teacher": str(teacher), "policies": {}, "command": command, "commit": source_commit(),
+              "torch": torch.__version__}
+    for name, (options, factory) in compared_policies(teacher).items():
+        result["policies"][name] = {"env_kwargs": options,
+                                    **lifetime_over_seeds(options, factory, list(range(seeds)), num_envs, steps, fit_from)}
+        print(name, result["policies"][name]["mean"], result["policies"][name]["error"], flush=True)
+    Path(out).write_text(json.dumps(result, indent=1) + "\n")
+    return result
+
+
+def compare_main(argv: list[str]) -> None:
+    """``python -m physrl.training.qec_results compare OUT [--teacher PT] [--seeds K] ...``"""
+    parser = argparse.ArgumentParser(prog="python -m physrl.training.qec_results compare",
+                                     description="T_eff/T_dec of the teacher and the repetition code over disjoint seeds")
+    parser.add_argument("out", help="the .json to write")
+    parser.add_argument("--teacher", default="results/qec/teacher.pt")
+    parser.add_argument("--seeds", type=int, default=8, help="seeds 0 ... K-1, each a disjoint block of episodes")
+    parser.add_argument("--num-envs", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=None, help="episode length (default the env's 200)")
+    parser.add_argument("--fit-from", type=int, default=1)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    command = "python -m physrl.training.qec_results compare " + " ".join(argv)
+    compare_lifetimes(args.out, args.teacher, args.seeds, args.num_envs, args.steps, args.fit_from, command)
+
+
 def main() -> None:
+    if sys.argv[1:2] == ["compare"]:
+        compare_main(sys.argv[2:])
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("run_dir")
     parser.add_argument("path", help="the .pt to write (the .json goes beside it)")
