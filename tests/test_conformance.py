@@ -1,5 +1,6 @@
 """Conformance of every registered physrl environment (new ids join automatically)."""
 
+import inspect
 import pickle
 import warnings
 
@@ -115,6 +116,34 @@ def test_vector_state_dict_is_the_declared_state_and_continues_exactly(env_id, o
         for other in (restored, from_older):
             for a, b in zip(expected, other.step(actions)[:4], strict=True):
                 assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("env_id", PHYSRL_IDS)
+def test_the_public_surface_of_the_vector_face(env_id):
+    """What agents and training read instead of the core: the options with their defaults, the horizon,
+    the steps taken (a copy), the action mask's absence or presence, and a picture of one sub-env."""
+    envs = gym.make_vec(env_id, num_envs=3, max_steps=4)
+    defaults = inspect.signature(envs.core_class).parameters
+    assert set(envs.options) == set(defaults) - {"num_envs", "device"}
+    assert envs.options["max_steps"] == envs.max_steps == 4
+    assert all(envs.options[name] == p.default for name, p in defaults.items() if name not in
+               ("num_envs", "device", "max_steps") and name not in gym.spec(env_id).kwargs)
+    envs.reset(seed=0)
+    space = envs.single_action_space
+    for _ in range(2):  # the first action (stay, idle, ...) ends no episode early
+        envs.step(torch.full((3, *space.shape), space.start if hasattr(space, "start") else 0.0))
+    elapsed = envs.elapsed
+    assert elapsed.tolist() == [2, 2, 2]
+    elapsed += 1
+    assert envs.elapsed.tolist() == [2, 2, 2]
+    if not envs.masks_actions:
+        with pytest.raises(ValueError, match="action_mask"):
+            envs.action_mask(envs.reset(seed=0)[0])
+    if "rgb_array" in envs.metadata["render_modes"]:
+        picture = envs.frame(2)
+        assert picture.dtype == np.uint8 and picture.ndim == 3 and picture.shape[2] == 3
+        with pytest.raises(ValueError, match="i must be in"):
+            envs.frame(3)
 
 
 def test_a_state_of_other_env_options_is_refused():
