@@ -18,6 +18,7 @@ import torch
 from physrl.envs.kernels import qubits as K, recoverable_information as R
 from physrl.envs.qec import REVEALED
 from physrl.training import load_policy
+from physrl.training.checkpoint import export_policy
 from physrl.training.train import execute, prepare
 
 # ---------------------------------------------------------------- walkers
@@ -317,3 +318,7 @@ def test_load_policy_acts_exactly_as_the_trained_agent(agent, env_id, env_kwargs
         differs |= not torch.equal(fresh.act(obs), trained)
         obs = envs.step(trained)[0]
     assert differs  # the check above would notice weights that were not loaded
+    # the policy-only export (optimiser, buffer and env state dropped) acts the same
+    exported = load_policy(export_policy(run.run_dir, tmp_path / "policy.pt"))
+    obs, _ = envs.reset(seed=4)
+    assert torch.equal(exported(obs), policy(obs))
