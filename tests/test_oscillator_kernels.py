@@ -183,9 +183,25 @@ def test_a_measurement_never_collapses_onto_an_outcome_of_probability_zero():
     excited_ket[0, 1, 3] = 1.0
     excited, after = measure_qubit(excited_ket, torch.tensor([0.0]))
     assert bool(excited[0]) and torch.equal(after, excited_ket)
+    vacuum = torch.zeros(1, N, dtype=torch.complex128)
+    vacuum[0, 0] = 1.0
+    # the levels are occupied iff u < p: never at p = 0 (even at u = 0), always at p = 1
+    for outcome, after, expected in [(*measure_number(vacuum, 2, torch.tensor([0.0])), False),
+                                     (*measure_number(vacuum, 0, torch.tensor([0.999])), True),
+                                     (*measure_parity(vacuum, torch.tensor([0.999])), True)]:
+        assert bool(outcome[0]) == expected and torch.equal(after, vacuum)
 
 
 def test_qubit_rotation_keeps_the_dtype_of_the_kets():
     kets = torch.as_tensor(random_kets(np.random.default_rng(12), 2, 2 * N).reshape(2, 2, N)).to(torch.complex64)
     angles = torch.tensor([0.3, -1.2], dtype=torch.float64)
     assert rotate_qubit(kets, angles, angles).dtype == torch.complex64
+
+
+def test_wigner_grid_is_taken_in_the_precision_of_the_kets():
+    """A complex64 ket gives the same float32 Wigner function for a float64 or a float32 grid."""
+    ket = torch.as_tensor(random_kets(np.random.default_rng(13), 1, 8)).to(torch.complex64)
+    grid = np.linspace(-2.0, 2.0, 7)
+    w64 = wigner(ket, torch.as_tensor(grid), torch.as_tensor(grid))
+    w32 = wigner(ket, torch.as_tensor(grid, dtype=torch.float32), torch.as_tensor(grid, dtype=torch.float32))
+    assert w64.dtype == torch.float32 and torch.equal(w64, w32)
