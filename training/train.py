@@ -43,6 +43,7 @@ from physrl.agents.distributed import (any_rank, broadcast, gather_to_rank0, joi
 from physrl.agents.hyperparameters import Hyperparameters
 from physrl.envs.core import VectorEnv
 from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
+from physrl.envs.validation import check_float
 from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
                                         save_checkpoint, space_spec)
 from physrl.training.config import (FIELDS, RunConfig, assign, check_option_names, hyperparameter_class,
@@ -275,10 +276,8 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, config: RunC
 
 
 def check_seconds(name: str, seconds: float) -> float:
-    """``seconds`` if it is a finite number >= 0, else a ValueError naming the argument."""
-    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not math.isfinite(seconds) or seconds < 0:
-        raise ValueError(f"{name} must be a finite number of seconds >= 0, got {seconds!r}")
-    return float(seconds)
+    """``seconds`` if it is a finite number >= 0, else a one-line error naming the argument."""
+    return check_float(name, seconds, 0.0, unit="seconds")
 
 
 def episode_summary(config: dict[str, Any], act: Any, device: torch.device | str) -> dict[str, Any]:
