@@ -377,6 +377,16 @@ class OscillatorStatePrepVectorEnv(VectorEnv):
     core_class = OscillatorCore
 
     @property
+    def target(self) -> np.ndarray:
+        """The target ket of N amplitudes (complex128), normalised (the oscillator's, without the qubit)."""
+        return self.core.target.cpu().numpy().copy()
+
+    @property
+    def alpha_max(self) -> float:
+        """The scale of α (or β) the actions are multiplied by (the option, or its default for the control)."""
+        return self.core.alpha_max
+
+    @property
     def shots(self) -> int:
         """The single-shot measurements behind the rewards so far, all sub-envs together (as an
         experiment would count them: one per episode with ``reward_mode="fock"``, ``wigner_samples``

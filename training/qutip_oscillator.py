@@ -16,7 +16,7 @@ import numpy as np
 import qutip as qt
 
 from physrl.envs.validation import check_int
-from physrl.envs.oscillator import OscillatorCore
+from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
 
 
 def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_options: Any) -> float:
@@ -25,26 +25,28 @@ def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_optio
     ``env_options`` are the environment's (validated by it); ``reward_mode="wigner"`` is not supported.
     """
     num_envs, steps = check_int("num_envs", num_envs, 1), check_int("steps", steps, 1)
-    core = OscillatorCore(1, "cpu", **env_options)
-    if core.reward_mode == "wigner":
+    envs = OscillatorStatePrepVectorEnv(num_envs=1, **env_options)
+    reward_mode, qubit = envs.options["reward_mode"], envs.options["control"] == "ecd"
+    if reward_mode == "wigner":
         raise ValueError("reward_mode='wigner' is not supported by the QuTiP loop; use 'fock' or 'fidelity'")
-    n_levels, horizon = core.n_levels, core.max_steps
-    target = qt.Qobj(core.target.numpy())
+    n_levels, horizon, alpha_max = envs.options["n_levels"], envs.max_steps, envs.alpha_max
+    action_size = envs.single_action_space.shape[0]
+    target = qt.Qobj(envs.target)
     g, e = qt.basis(2, 0), qt.basis(2, 1)
-    if core.qubit:
+    if qubit:
         target = qt.tensor(g, target)
         start = qt.tensor(g, qt.basis(n_levels, 0))
     else:
         start = qt.basis(n_levels, 0)
     rng = np.random.default_rng(seed)
-    actions = rng.uniform(-1.0, 1.0, size=(steps, num_envs, core.single_action_space.shape[0]))
+    actions = rng.uniform(-1.0, 1.0, size=(steps, num_envs, action_size))
     kets = [start] * num_envs
     begin = time.perf_counter()
     for t in range(steps):
         for i in range(num_envs):
             a = actions[t, i]
-            alpha = core.alpha_max * complex(a[0], a[1])
-            if core.qubit:
+            alpha = alpha_max * complex(a[0], a[1])
+            if qubit:
                 axis = math.cos(math.pi * a[3]) * qt.sigmax() + math.sin(math.pi * a[3]) * qt.sigmay()
                 rotation = qt.tensor((-0.5j * math.pi * a[2] * axis).expm(), qt.qeye(n_levels))
                 ecd = (qt.tensor(e * g.dag(), qt.displace(n_levels, alpha / 2))
@@ -52,12 +54,12 @@ def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_optio
                 kets[i] = ecd * (rotation * kets[i])
             else:
                 phases = np.zeros(n_levels)
-                phases[:core.snap_phases] = math.pi * a[2:]
+                phases[:action_size - 2] = math.pi * a[2:]  # the SNAP phases follow the displacement
                 displace = qt.displace(n_levels, alpha)
                 kets[i] = displace.dag() * (qt.qdiags(np.exp(1j * phases), 0) * (displace * kets[i]))
             if (t + 1) % horizon == 0:
                 fidelity = abs(target.overlap(kets[i])) ** 2
-                if core.reward_mode == "fock":
+                if reward_mode == "fock":
                     _ = 1.0 if rng.random() < fidelity else -1.0
                 kets[i] = start
     return num_envs * steps / (time.perf_counter() - begin)

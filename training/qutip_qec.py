@@ -20,7 +20,7 @@ import torch
 from scipy.optimize import minimize
 
 from physrl.envs.validation import check_int
-from physrl.envs.qec import QubitCore, initial_channel, step_reward
+from physrl.envs.qec import QubitErrorCorrectionVectorEnv, initial_channel, step_reward
 
 
 def _on(op: qt.Qobj, qubit: int, n: int) -> qt.Qobj:
@@ -39,21 +39,21 @@ def _recoverable(deltas: list[qt.Qobj], angles: np.ndarray) -> tuple[float, np.n
 def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_options: Any) -> float:
     """Env steps per second of the QuTiP loop: ``steps`` uniformly random actions in each of ``num_envs`` envs."""
     num_envs, steps = check_int("num_envs", num_envs, 1), check_int("steps", steps, 1)
-    core = QubitCore(1, "cpu", **env_options)
-    n, t_dec = core.n_qubits, core.t_dec
+    envs = QubitErrorCorrectionVectorEnv(num_envs=1, **env_options)
+    n, t_dec, noise = envs.options["n_qubits"], float(envs.options["t_dec"]), envs.options["noise"]
     p = (1 - math.exp(-2 / t_dec)) / 2
     identity = qt.tensor(*[qt.qeye(2)] * n)
     kraus = []
-    if core.noise in ("bitflip", "bitflip+dephasing"):
+    if noise in ("bitflip", "bitflip+dephasing"):
         kraus = [[(1 - p, identity), (p, _on(qt.sigmax(), q, n))] for q in range(n)]
-    if core.noise in ("dephasing", "bitflip+dephasing"):
+    if noise in ("dephasing", "bitflip+dephasing"):
         kraus += [[(1 - p, identity), (p, _on(qt.sigmaz(), q, n))] for q in range(n)]
     excitations = sum(_on(qt.basis(2, 1).proj(), q, n) for q in range(n))
     collective = (qt.liouvillian(None, [math.sqrt(4 / t_dec) * excitations])).expm() \
-        if core.noise == "correlated" else None
+        if noise == "correlated" else None
     p0, p1 = qt.basis(2, 0).proj(), qt.basis(2, 1).proj()
     unitaries, projectors = [], []
-    for name in core.action_names:
+    for name in envs.action_names:
         qubits = [int(v) for v in name[name.find("(") + 1:-1].split(",")] if "(" in name else []
         projectors.append((_on(p0, qubits[0], n), _on(p1, qubits[0], n)) if name.startswith("measure") else None)
         if name.startswith("cnot"):
@@ -69,7 +69,7 @@ def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_optio
     dims = [[2] * n, [2] * n]
     start = [qt.Qobj(m.numpy(), dims=dims) for m in initial_channel(n)]
     rng = np.random.default_rng(seed)
-    actions = rng.integers(0, len(core.action_names), size=(steps, num_envs))
+    actions = rng.integers(0, len(envs.action_names), size=(steps, num_envs))
     uniforms = rng.random((steps, num_envs))
     states = [list(start) for _ in range(num_envs)]
     recoverable = [1.0] * num_envs
@@ -104,6 +104,6 @@ def qutip_steps_per_second(num_envs: int, steps: int, seed: int = 0, **env_optio
             terminated = bool(revealed)
             returns[i] += float(reward)
             states[i], recoverable[i] = mats, new
-            if terminated or (t + 1) % core.max_steps == 0:
+            if terminated or (t + 1) % envs.max_steps == 0:
                 states[i], recoverable[i], angles[i], returns[i] = list(start), 1.0, np.zeros(2), 0.0
     return num_envs * steps / (time.perf_counter() - begin)
