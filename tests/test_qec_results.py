@@ -13,7 +13,7 @@ from physrl.training.qec_results import export_result
 RESULTS = Path(__file__).resolve().parents[1] / "results" / "qec"
 
 
-@pytest.mark.parametrize("name, obs_mode", [("teacher", "pairs"), ("student", "measurements")])
+@pytest.mark.parametrize("name, obs_mode", [("teacher", "pairs"), ("teacher_seed1", "pairs"), ("student", "measurements")])
 def test_shipped_policy_re_derives_its_greedy_lifetime(name, obs_mode):
     """512 of the 4096 episodes the figure was measured on (the same seeds), greedy: within 3 standard errors
     of this smaller sample (its spread about the full-sample figure), and far above the passive code (2.8)."""
