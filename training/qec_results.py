@@ -112,13 +112,20 @@ def seed_mean(figures: list[float]) -> dict[str, float]:
 
 
 def compare_lifetimes(out: str | Path, teacher: str | Path, seeds: int, num_envs: int, steps: int | None,
-                      fit_from: int, command: str) -> dict[str, Any]:
-    """Measure every policy of :func:`compared_policies` on seeds 0 … ``seeds`` − 1 and write ``out`` (JSON)."""
+                      fit_from: int, command: str, names: list[str] | None = None) -> dict[str, Any]:
+    """Measure the policies ``names`` (default all) of :func:`compared_policies` on seeds 0 … ``seeds`` − 1 and
+    write ``out`` (JSON)."""
     result = {"estimator": {"function": "physrl.agents.reference.qec.effective_lifetime", "num_envs": num_envs,
                             "steps": steps or 200, "fit_from": fit_from},
               "teacher": str(teacher), "policies": {}, "command": command, "commit": source_commit(),
               "torch": torch.__version__}
-    for name, (options, factory) in compared_policies(teacher).items():
+    policies = compared_policies(teacher)
+    unknown = set(names or ()) - set(policies)
+    if unknown:
+        raise ValueError(f"policies must be among {sorted(policies)}, got {sorted(unknown)}")
+    for name, (options, factory) in policies.items():
+        if names and name not in names:
+            continue
         result["policies"][name] = {"env_kwargs": options,
                                     **lifetime_over_seeds(options, factory, list(range(seeds)), num_envs, steps, fit_from)}
         print(name, result["policies"][name]["mean"], result["policies"][name]["error"], flush=True)
@@ -136,10 +143,13 @@ def compare_main(argv: list[str]) -> None:
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=None, help="episode length (default the env's 200)")
     parser.add_argument("--fit-from", type=int, default=1)
+    parser.add_argument("--policies", nargs="+", help="only these (default: teacher_greedy, repetition_code, "
+                                                       "repetition_schedule)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     command = "python -m physrl.training.qec_results compare " + " ".join(argv)
-    compare_lifetimes(args.out, args.teacher, args.seeds, args.num_envs, args.steps, args.fit_from, command)
+    compare_lifetimes(args.out, args.teacher, args.seeds, args.num_envs, args.steps, args.fit_from, command,
+                      args.policies)
 
 
 def main() -> None:
