@@ -1,9 +1,11 @@
 import os
 import sys
+import threading
 
 import gymnasium as gym
 import pytest
 import torch
+import tqdm
 
 import physrl.envs  # noqa: F401  (registers the environments)
 
@@ -13,6 +15,15 @@ torch.set_num_threads(1)
 PHYSRL_IDS = sorted(env_id for env_id in gym.registry if env_id.startswith("physrl/"))
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under mutation testing, give tqdm a lock private to each process and no monitor thread: its
+    default lock is a multiprocessing semaphore shared by every forked mutant worker, so one worker
+    killed at its time limit while holding it hangs every later worker that draws a progress bar."""
+    if "MUTANT_UNDER_TEST" in os.environ:
+        tqdm.tqdm.monitor_interval = 0
+        tqdm.tqdm.set_lock(threading.RLock())
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
