@@ -6,6 +6,7 @@ import pytest
 import torch
 from gymnasium import spaces
 
+from physrl.training import load_policy
 from physrl.training.checkpoint import CONFIG_KEYS, FORMAT, load_checkpoint, save_checkpoint, space_spec
 
 OBSERVATION = spaces.Box(-1.0, 1.0, (3,), np.float32)
@@ -72,3 +73,13 @@ def test_a_checkpoint_of_another_env_or_other_spaces_is_refused(tmp_path, stored
     path = save_checkpoint(tmp_path / "checkpoint.pt", stored, 0, {})
     with pytest.raises(ValueError, match=f"does not match: its {key} is"):
         load_checkpoint(path, **expected)
+
+
+@pytest.mark.parametrize("expected, key", [({"env_id": "physrl/TreasureMaze-v0"}, "env_id"),
+                                           ({"observation_space": spaces.Box(-1.0, 1.0, (4,), np.float32)},
+                                            "observation_space"),
+                                           ({"action_space": spaces.Discrete(5)}, "action_space")])
+def test_load_policy_checks_the_env_and_spaces_it_is_given(tmp_path, expected, key):
+    path = save_checkpoint(tmp_path / "checkpoint.pt", config(), 0, {})
+    with pytest.raises(ValueError, match=f"does not match: its {key} is"):
+        load_policy(path, **expected)
