@@ -553,3 +553,28 @@ def test_student_refinement_is_one_advantage_actor_critic_step_by_hand():
         chosen = sum(z for z, b in zip(normalised, actions) if b == a)
         assert step[a] == pytest.approx(math.copysign(1e-3, chosen), abs=1e-6)
     assert student.model.value.bias.item() - value_bias_before == pytest.approx(1e-3, abs=1e-6)
+
+
+def test_student_refinement_with_masking_scores_the_masked_policy():
+    """``mask_revealing=True``: the refinement step reads the policy with the revealing measurements of
+    each step masked, v tracked from the env's start pairing through the batch's own actions."""
+    envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, n_qubits=3, max_steps=4)
+    student = QECStudent(envs, seed=0, teacher="unused", num_steps=3, refine_after=0, mask_revealing=True)
+    n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
+    logits = torch.linspace(1.0, -1.0, n)
+    with torch.no_grad():
+        student.model.out.weight.zero_()
+        student.model.out.bias.copy_(logits)
+    ones = [[1.0] * obs_dim] * 2
+    actions = torch.tensor([[0, 1], [n - 1, 2], [3, n - 2]])
+    student.rollout = FixedRollout(make_batch(
+        obs=[ones] * 3, actions=actions.tolist(), rewards=[[0.0, 0.0]] * 3, terminated=[[False, False]] * 3,
+        dones=[[False, False]] * 3, valid=[[True, True]] * 3, last_obs=ones))
+    shift = torch.full((2,), envs.initial_shift)
+    entropies = []
+    for t in range(3):
+        log_p = torch.log_softmax(logits.masked_fill(envs.revealing(shift), -1e9), -1)
+        entropies.append(-(log_p.exp() * log_p).sum(-1))
+        shift = envs.shift_after(actions[t], shift)
+    assert student.learn_iteration()["losses/entropy"] == pytest.approx(torch.stack(entropies).mean().item(), abs=1e-6)
+    assert bool(envs.revealing(torch.full((2,), envs.initial_shift)).any())  # the mask is not empty
