@@ -310,3 +310,11 @@ def test_trace_norm_gradient_and_hessian_equal_finite_differences(form):
     frobenius = torch.einsum("bi,bixy->bxy", n.to(dense.dtype), dense).abs().square().sum((-2, -1))
     np.testing.assert_allclose(torch.einsum("bi,bij,bj->b", n, norm.gram(), n).numpy(), frobenius.numpy(),
                                rtol=1e-12, atol=0)
+
+
+def test_gram_matrix_of_real_symmetric_matrices_equals_that_of_their_complex_form():
+    """Real δρᵢ (no σ_y part) take the real branch of the Gram matrix. (The Newton terms need complex δρᵢ.)"""
+    real = torch.stack([random_channel_deltas(seed) for seed in range(60, 63)]).real.contiguous()
+    real = (real + real.mT) / 2
+    np.testing.assert_allclose(R._DenseNorm(real).gram().numpy(), R._DenseNorm(real.to(torch.complex128)).gram().numpy(),
+                               rtol=0, atol=1e-15)
