@@ -485,6 +485,34 @@ def test_student_loss_is_the_cross_entropy_with_the_teacher(sampled):
     assert loss == pytest.approx(expected.item(), abs=1e-5)
 
 
+def test_student_imitation_with_a_critic_warm_up_adds_the_value_loss_by_hand():
+    """With ``refine_after`` set, imitation also fits the value head: loss = −mean ln q(a) + ½ mean((V − target)·scale)²,
+    on the hand-written batch of the refinement test (γ = 0.5, V = 0.5, so V − target = −A)."""
+    envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, n_qubits=3, max_steps=4)
+    student = QECStudent(envs, seed=0, teacher="unused", num_steps=3, update_epochs=1, refine_after=10**6, gamma=0.5)
+    n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
+    student._teacher, student._teacher_view = ConstantTeacher(torch.zeros(n)), "pairs"
+    logits = torch.linspace(1.0, -1.0, n)
+    with torch.no_grad():
+        student.model.out.weight.zero_()
+        student.model.out.bias.copy_(logits)
+        student.model.value.weight.zero_()
+        student.model.value.bias.fill_(0.25)
+    ones = [[1.0] * obs_dim] * 2
+    student.rollout = FixedRollout(make_batch(
+        obs=[ones] * 3, actions=[[0, 1], [1, 0], [2, 3]], rewards=[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
+        terminated=[[False, False], [True, False], [False, False]], dones=[[False, False], [True, False], [False, False]],
+        valid=[[True, True], [True, True], [True, False]], last_obs=ones))
+    logs = student.learn_iteration()
+    log_q = torch.log_softmax(logits, 0).tolist()
+    advantages = [0.5125, -0.5, 1.75, 0.04984375, 0.63125]  # as in the refinement test
+    imitation = -sum(log_q[a] for a in [0, 1, 2, 1, 0]) / 5
+    assert logs["losses/imitation"] == pytest.approx(imitation + 0.5 * 0.25 * sum(a * a for a in advantages) / 5,
+                                                     abs=1e-6)
+    assert logs["losses/agreement"] == pytest.approx(2 / 5)  # the student's greedy action 0 on 2 of 5 valid steps
+    assert student.global_step == 6 and student.rollout.num_steps == 3
+
+
 # ---------------------------------------------------------------- data parallel
 
 
