@@ -318,3 +318,17 @@ def test_gram_matrix_of_real_symmetric_matrices_equals_that_of_their_complex_for
     real = (real + real.mT) / 2
     np.testing.assert_allclose(R._DenseNorm(real).gram().numpy(), R._DenseNorm(real.to(torch.complex128)).gram().numpy(),
                                rtol=0, atol=1e-15)
+
+
+def test_large_batches_are_searched_in_chunks_with_their_own_starts():
+    """A batch above ``CHUNK`` (cold, and warm from one start per state) gives what its pieces give alone."""
+    _, shift, pairs = random_pair_form(10, batch=R.CHUNK + 20, scale=0.15)
+    pairs[:, :, 0] = 0.0
+    blocks = P.from_pairs(pairs, shift, N)[:, 1:]
+    starts = torch.randn(len(blocks), 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    for start in (None, starts):
+        value, direction = R.recoverable_information(blocks, start)
+        head = R.recoverable_information(blocks[:R.CHUNK], None if start is None else start[:R.CHUNK])
+        tail = R.recoverable_information(blocks[R.CHUNK:], None if start is None else start[R.CHUNK:])
+        torch.testing.assert_close(value, torch.cat([head[0], tail[0]]), rtol=0, atol=0)
+        torch.testing.assert_close(direction, torch.cat([head[1], tail[1]]), rtol=0, atol=0)
