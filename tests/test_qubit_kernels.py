@@ -281,7 +281,8 @@ def test_recoverable_information_is_the_sphere_minimum_to_1e_9():
     cold, direction = R.recoverable_information_pairs(pairs[:, 1:])
     near = direction + 1e-3 * torch.randn(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
     for found in (R.recoverable_information(blocks)[0], R.recoverable_information(blocks, start=poor_start)[0],
-                  cold, R.recoverable_information_pairs(pairs[:, 1:], start=near)[0]):
+                  cold, R.recoverable_information_pairs(pairs[:, 1:], start=near)[0],
+                  R.recoverable_information_pairs(pairs[:, 1:], start=near, bracket=True)[0]):
         np.testing.assert_allclose(found.numpy(), expected, rtol=0, atol=1e-9)
 
 
