@@ -205,3 +205,11 @@ def test_wigner_grid_is_taken_in_the_precision_of_the_kets():
     w64 = wigner(ket, torch.as_tensor(grid), torch.as_tensor(grid))
     w32 = wigner(ket, torch.as_tensor(grid, dtype=torch.float32), torch.as_tensor(grid, dtype=torch.float32))
     assert w64.dtype == torch.float32 and torch.equal(w64, w32)
+
+
+def test_snap_acts_on_both_qubit_branches_of_qubit_oscillator_kets():
+    kets = torch.as_tensor(random_kets(np.random.default_rng(14), 3, 2 * N).reshape(3, 2, N))
+    theta = torch.tensor([[0.3, -1.0, 2.0], [1.5, 0.2, -0.7], [0.0, 3.0, 1.0]], dtype=torch.float64)
+    joint = snap(kets, theta)
+    for branch in (0, 1):
+        torch.testing.assert_close(joint[:, branch], snap(kets[:, branch], theta), rtol=0, atol=0)
