@@ -213,3 +213,12 @@ def test_snap_acts_on_both_qubit_branches_of_qubit_oscillator_kets():
     joint = snap(kets, theta)
     for branch in (0, 1):
         torch.testing.assert_close(joint[:, branch], snap(kets[:, branch], theta), rtol=0, atol=0)
+
+
+def test_single_precision_fock_space_displaces_in_single_precision():
+    kets = torch.as_tensor(random_kets(np.random.default_rng(15), 2, N, support=8))
+    alpha = torch.tensor([0.4 + 0.3j, -0.8j], dtype=torch.complex128)
+    single = FockSpace(N, dtype=torch.complex64)
+    out = single.displace(kets.to(torch.complex64), alpha)
+    assert out.dtype == torch.complex64 and single.dtype == torch.complex64
+    torch.testing.assert_close(out.to(torch.complex128), FockSpace(N).displace(kets, alpha), rtol=0, atol=1e-5)
