@@ -12,7 +12,7 @@ $(STAMP): setup.cfg pyproject.toml constraints.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/python -m physrl.training.demo
+	$(BIN)/python -m physrl.training.challenge.demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15
@@ -23,7 +23,7 @@ bench: $(STAMP)
 # On a CUDA machine: the CUDA tests, env throughput at 1k-1M envs and training against sb3-ppo, written to
 # gpu-check.md for docs/results/performance.md; without CUDA it says so and exits 0.
 gpu-check: $(STAMP)
-	$(BIN)/python -m physrl.training.gpu_check --out gpu-check.md
+	$(BIN)/python -m physrl.training.bench.gpu_check --out gpu-check.md
 
 docs: $(STAMP)
 	$(BIN)/python -m sphinx -W --keep-going -n -b html docs docs/_build/html
@@ -66,8 +66,8 @@ MUTANTS ?= \
 	physrl.envs.core.xǁBatchCoreǁstep* \
 	physrl.envs.core.xǁBatchCoreǁcheck_actions* \
 	physrl.envs.core.xǁVectorEnvǁstep* \
-	physrl.training.challenge.x_score_submission* \
-	physrl.training.challenge.x_play* \
+	physrl.training.challenge.scorer.x_score_submission* \
+	physrl.training.challenge.scorer.x_play* \
 	physrl.agents.student.xǁQECStudentǁlearn_iteration* \
 	physrl.agents.student.xǁQECStudentǁ_refine* \
 	physrl.agents.student.xǁQECStudentǁ_advantages* \

@@ -88,7 +88,9 @@ API_PAGES = {
     "api/agents": ("agents", ["base", "hyperparameters", "rollout", "schedules", "networks", "tabular_pg",
                               "deep_pg", "q_learning", "dqn", "student", "sb3", "distributed"]),
     "api/reference": ("agents/reference", ["walker", "maze", "qec", "oscillator", "uniform"]),
-    "api/training": ("training", ["train", "config", "checkpoint", "evaluate", "challenge", "bench", "demo"]),
+    "api/training": ("training", ["train", "checkpoint", "evaluate"]),
+    "api/challenge": ("training/challenge", ["scorer", "leaderboard", "command", "demo"]),
+    "api/bench": ("training/bench", ["throughput", "qutip_qec", "qutip_oscillator", "gpu_check"]),
 }
 MODULES_MARKER = "<!-- physrl-api-modules -->"
 

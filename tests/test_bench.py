@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from physrl.training import bench
+from physrl.training.bench import throughput as bench
 from physrl.training.cli import main
 
 

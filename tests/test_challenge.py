@@ -9,9 +9,9 @@ import torch
 
 from physrl.agents.reference.maze import maze_greedy_policy, optimal_return
 from physrl.envs.maze import MazeCore
-from physrl.training import challenge
-from physrl.training.challenge import (CHALLENGE_ENV, EVAL_DOMAIN, EVAL_SIZE, builtin_submission, score_submission,
-                                       evaluation_envs, evaluation_optima, maze_digests)
+from physrl.training.challenge import scorer as challenge
+from physrl.training.challenge.scorer import (CHALLENGE_ENV, EVAL_DOMAIN, EVAL_SIZE, builtin_submission,
+                                              evaluation_envs, evaluation_optima, maze_digests, score_submission)
 from physrl.training import train
 from physrl.training.checkpoint import save_checkpoint, space_spec
 from physrl.training.cli import main

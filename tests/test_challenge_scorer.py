@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from physrl.training.challenge import builtin_submission, score_submission, evaluate_command
+from physrl.training.challenge.command import evaluate_command
+from physrl.training.challenge.scorer import builtin_submission, score_submission
 
 
 @pytest.mark.parametrize("name", ["greedy", "random"])

@@ -11,7 +11,7 @@ from conftest import cuda
 
 from physrl.envs.gym_adapter import make_torch_vec
 from physrl.training import load_policy, train
-from physrl.training.gpu_check import markdown_table
+from physrl.training.bench.gpu_check import markdown_table
 
 SMALL_MAZE = {"size": 7, "n_chests": 3, "max_steps": 15}
 
@@ -40,7 +40,7 @@ def test_gymnasium_adapter_gives_cuda_tensors():
 
 def test_gpu_check_without_cuda_skips_cleanly(tmp_path):
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    result = subprocess.run([sys.executable, "-m", "physrl.training.gpu_check", "--out", str(tmp_path / "gpu.md")],
+    result = subprocess.run([sys.executable, "-m", "physrl.training.bench.gpu_check", "--out", str(tmp_path / "gpu.md")],
                             capture_output=True, text=True, env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "gpu-check: skipped, no CUDA device here (torch.cuda.is_available() is False)"

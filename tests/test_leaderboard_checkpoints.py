@@ -7,7 +7,7 @@ import pathlib
 import numpy as np
 import pytest
 
-from physrl.training.challenge import CHALLENGE_ENV, EVAL_SIZE, checkpoint_submission, play
+from physrl.training.challenge.scorer import CHALLENGE_ENV, EVAL_SIZE, checkpoint_submission, play
 
 LEADERBOARD = pathlib.Path(__file__).resolve().parents[1] / "leaderboard"
 SHIPPED = sorted((LEADERBOARD / "checkpoints").glob("*.pt"))

@@ -2,7 +2,7 @@
 
 from physrl.agents.reference.maze import maze_greedy_policy
 from physrl.training import train
-from physrl.training.challenge import play
+from physrl.training.challenge.scorer import play
 from physrl.training.cli import main
 
 

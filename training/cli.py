@@ -10,8 +10,8 @@ import sys
 COMMANDS = {
     "train": ("train", "train an agent on a registered env, with TensorBoard logs and checkpoints"),
     "evaluate": ("evaluate", "evaluate a checkpoint: mean return ± standard error"),
-    "bench": ("bench", "measure env-steps per second of the vector faces against the alternatives"),
-    "challenge": ("challenge", "score and rank submissions to the maze return challenge"),
+    "bench": ("bench.throughput", "measure env-steps per second of the vector faces against the alternatives"),
+    "challenge": ("challenge.command", "score and rank submissions to the maze return challenge"),
 }
 
 

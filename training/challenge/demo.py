@@ -1,6 +1,6 @@
 """``make demo``: train ``DeepPolicyGradient`` on the maze challenge on CPU, score it, picture a rollout.
 
-Run as ``python -m physrl.training.demo``. It trains through :func:`physrl.training.train` (progress
+Run as ``python -m physrl.training.challenge.demo``. It trains through :func:`physrl.training.train` (progress
 bar, TensorBoard logs in ``runs/``), then plays the trained agent, the random policy, the greedy
 planner and the exact optimum on the first :data:`HELD_OUT` mazes of the challenge's evaluation set
 (never seen in training) and saves a strip of frames of one trained rollout next to the checkpoint.
@@ -15,8 +15,8 @@ import torch
 from matplotlib import image
 
 from physrl.agents.rollout import Policy
-from physrl.training.challenge import (CHALLENGE_ENV, builtin_submission, checkpoint_submission, score_submission,
-                                       evaluation_envs)
+from physrl.training.challenge.scorer import (CHALLENGE_ENV, builtin_submission, checkpoint_submission,
+                                              evaluation_envs, score_submission)
 from physrl.training.train import train
 
 #: Number of evaluation mazes the demo plays.

@@ -7,7 +7,7 @@ the CPU); it writes the
 figures as a Markdown table (default ``gpu-check.md``) for the performance page
 (docs/results/performance.md), headed by the GPU's name. Exit status 1 when the tests fail.
 
-    python -m physrl.training.gpu_check [--out gpu-check.md] [--seconds 1] [--total-steps 200000]
+    python -m physrl.training.bench.gpu_check [--out gpu-check.md] [--seconds 1] [--total-steps 200000]
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def run_cuda_tests() -> tuple[int, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m physrl.training.gpu_check", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m physrl.training.bench.gpu_check", description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("gpu-check.md"), help="Markdown report (default gpu-check.md)")
     parser.add_argument("--seconds", type=float, default=1.0, help="timing budget per throughput measurement")
     parser.add_argument("--total-steps", type=int, default=200_000, help="env steps of each training run")
@@ -65,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu-check: skipped, no CUDA device here (torch.cuda.is_available() is False)")
         return 0
     from physrl.envs import ENVIRONMENTS
-    from physrl.training.bench import bench_train, measurements
+    from physrl.training.bench.throughput import bench_train, measurements
 
     gpu = torch.cuda.get_device_name(0)
     print(f"gpu-check on {gpu}", flush=True)

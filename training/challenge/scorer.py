@@ -1,4 +1,4 @@
-"""``physrl challenge``: the maze return challenge of the course, as a repeatable competition.
+"""The scorer of the maze return challenge of the course, a repeatable competition.
 
 A submission plays ``physrl/TreasureMazeChallenge-v0`` (15×15 mazes, 10 chests deleted when picked
 up, 40 steps) on a fixed evaluation set of :data:`EVAL_SIZE` mazes. Its score is its mean return
@@ -21,7 +21,6 @@ of observations (float tensor (B, 3, 15, 15): walls, chests, robot) to a batch o
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import importlib
@@ -217,105 +216,6 @@ def write_result(result: dict[str, Any], returns: np.ndarray, optima: np.ndarray
     path = out / f"{stem}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     return path
-
-
-def read_results(folder: Path) -> list[dict[str, Any]]:
-    """The challenge results (``*.json``) of ``folder`` for the current evaluation set, best score first."""
-    if not folder.is_dir():
-        raise ValueError(f"DIR must be a folder of challenge result JSONs, got {str(folder)!r}")
-    results = []
-    for path in sorted(folder.glob("*.json")):
-        try:
-            result = json.loads(path.read_text())
-        except json.JSONDecodeError as error:
-            raise ValueError(f"{path} is not valid JSON: {error}") from None
-        if not isinstance(result, dict) or result.get("format") != RESULT_FORMAT:
-            print(f"warning: skipping {path}: not a {RESULT_FORMAT} file", file=sys.stderr)
-        elif result.get("evaluation_set") != EVAL_SET_HASH:
-            print(f"warning: skipping {path}: scored on another evaluation set", file=sys.stderr)
-        else:
-            results.append(result)
-    return sorted(results, key=lambda r: -r["score"])
-
-
-def leaderboard_markdown(results: list[dict[str, Any]]) -> str:
-    """A markdown table of ``results`` in the given order."""
-    lines = ["| # | name | agent | score | mean return | env steps | command |",
-             "|---|------|-------|-------|-------------|-----------|---------|"]
-    for rank, r in enumerate(results, 1):
-        steps = "–" if r["env_steps"] is None else f"{r['env_steps']:,}"
-        command = f"`{r['command']}`" if r.get("command") else ""
-        if r.get("training_command"):
-            command = f"`{r['training_command']}` then {command}"
-        lines.append(f"| {rank} | {r['name']} | {r['agent']} | {r['score']:.3f} ± {r['score_stderr']:.3f} | "
-                     f"{r['mean_return']:.2f} ± {r['stderr']:.2f} | {steps} | {command} |")
-    return "\n".join(lines) + "\n"
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.description = (f"The maze return challenge on {CHALLENGE_ENV}: a submission plays {EVAL_SIZE} "
-                          "held-out mazes; its score is its mean return over the mean exact optimum.")
-    commands = parser.add_subparsers(dest="challenge_command", required=True, metavar="ACTION")
-    evaluate_parser = commands.add_parser(
-        "evaluate", help="score a submission and write NAME.json and NAME.returns.csv",
-        description="Score a submission: a checkpoint.pt of `physrl train`, builtin:NAME "
-                    f"({', '.join(BUILTINS)}), or a Python callable given with --policy.")
-    evaluate_parser.add_argument("submission", nargs="?", metavar="SUBMISSION",
-                                 help="checkpoint.pt (or its run folder) or builtin:NAME")
-    evaluate_parser.add_argument("--policy", metavar="MODULE:FUNCTION",
-                                 help="score a Python callable instead (runs its code!): it maps observations "
-                                      "(float tensor (B, 3, 15, 15)) to actions (B,) in 0..4")
-    evaluate_parser.add_argument("--name", help="name on the leaderboard (default: derived from the submission)")
-    evaluate_parser.add_argument("--device", default="cpu", help="torch device to play on (default: cpu)")
-    evaluate_parser.add_argument("--out", default="challenge_results", type=Path,
-                                 help="folder for the result JSON and CSV (default: challenge_results)")
-    leaderboard_parser = commands.add_parser(
-        "leaderboard", help="print the result JSONs of a folder as a markdown table sorted by score")
-    leaderboard_parser.add_argument("folder", nargs="?", default="leaderboard", type=Path, metavar="DIR",
-                                    help="folder of result JSONs (default: leaderboard)")
-
-
-def run(args: argparse.Namespace) -> int:
-    try:
-        if args.challenge_command == "leaderboard":
-            print(leaderboard_markdown(read_results(args.folder)), end="")
-            return 0
-        submission = load_submission(args.submission, args.policy, args.device)
-        if args.name:
-            submission.name = args.name
-        result, returns, optima = score_submission(submission, args.device, progress=True)
-    except (ValueError, RuntimeError) as error:
-        print(f"physrl challenge: error: {error}", file=sys.stderr)
-        return 2
-    result["command"] = evaluate_command(args)
-    path = write_result(result, returns, optima, args.out)
-    print(f"{result['name']}: mean return {result['mean_return']:.3f} ± {result['stderr']:.3f} "
-          f"(exact optimum {result['mean_optimum']:.3f}) -> score {result['score']:.4f} ± {result['score_stderr']:.4f}")
-    print(f"wrote {path} and the per-maze returns next to it")
-    return 0
-
-
-def load_submission(submission: str | None, policy: str | None, device: str) -> Submission:
-    """The submission named on the command line (exactly one of SUBMISSION and --policy)."""
-    if (submission is None) == (policy is None):
-        raise ValueError("give exactly one of SUBMISSION (a checkpoint or builtin:NAME) and --policy MODULE:FUNCTION")
-    if policy is not None:
-        return python_submission(policy)
-    if submission.startswith("builtin:"):
-        return builtin_submission(submission.removeprefix("builtin:"))
-    return checkpoint_submission(submission, device)
-
-
-def evaluate_command(args: argparse.Namespace) -> str:
-    """The command line that reproduces an evaluation (without --out)."""
-    parts = ["physrl challenge evaluate"]
-    parts += [args.submission] if args.submission else ["--policy", args.policy]
-    if args.name:
-        parts += ["--name", repr(args.name) if " " in args.name else args.name]
-    if args.device != "cpu":
-        parts += ["--device", args.device]
-    return " ".join(parts)
-
 
 
 def training_command(config: dict[str, Any]) -> str:

@@ -35,7 +35,7 @@ SIZES = [1, 64, 1024, 4096, 16384, 65536]
 QUICK_SIZES = [1, 64, 1024]
 #: Beyond these sizes the single-env alternatives take minutes to build (sync) or one process per env (async).
 MAX_SYNC, MAX_ASYNC = 4096, 64
-#: The reference loop of QuTiP operations of each quantum env (env id -> module under physrl.training).
+#: The reference loop of QuTiP operations of each quantum env (env id -> module under physrl.training.bench).
 QUTIP_LOOPS = {"physrl/QubitErrorCorrection-v0": "qutip_qec", "physrl/OscillatorStatePrep-v0": "qutip_oscillator"}
 TIMEOUT = 120.0  # seconds one measurement may take, building its envs included
 #: start method of the async workers: a fork server that has imported torch (fast starts), so no
@@ -144,7 +144,7 @@ def bench_gymnasium(env_id: str, num_envs: int, mode: str, seconds: float) -> di
 
 
 def bench_qutip(env_id: str, num_envs: int, seconds: float) -> dict:
-    module = importlib.import_module(f"physrl.training.{QUTIP_LOOPS[env_id]}")
+    module = importlib.import_module(f"physrl.training.bench.{QUTIP_LOOPS[env_id]}")
     steps = max(2, int(seconds * 200 / num_envs))
     return {"steps_per_s": module.qutip_steps_per_second(num_envs=num_envs, steps=steps, seed=0),
             "bytes_per_env": None}
