@@ -32,7 +32,7 @@ docs: $(STAMP)
 # Mutation testing (docs/development.md), not part of `make test`: mutmut over the modules listed in
 # pyproject.toml's [tool.mutmut], in a copy under build/mutate. By default it runs the mutants of the
 # update rules, reward and termination branches, action checks, checkpoint loading and the scorer
-# (MUTANTS, mutmut's name globs); `make mutate MUTANTS='*'` runs all of them (about 10,700: hours).
+# (MUTANTS, mutmut's name globs); `make mutate MUTANTS='*'` runs all of them (about 11,100: hours).
 # `make mutate-results` lists the survivors of the last run.
 MUTATE := build/mutate
 MUTANTS ?= \
