@@ -60,7 +60,8 @@ def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
     ("lifetimes_steady", {"teacher_greedy", "repetition_code"}),
     ("lifetimes_seed1", {"teacher_greedy"}),
     ("lifetimes_steady_seed1", {"teacher_greedy"}),
-    ("lifetimes_seed2", {"teacher_greedy"})])
+    ("lifetimes_seed2", {"teacher_greedy"}),
+    ("lifetimes_steady_seed2", {"teacher_greedy"})])
 def test_lifetime_comparison_re_derives_its_figures(name, re_derived):
     """results/qec/lifetimes*.json: a teacher and the repetition code on disjoint seed blocks. The mean and its
     error follow from the per-seed figures; the first eighth of seed 1's episodes re-derives seed 1's figure
