@@ -184,14 +184,19 @@ def test_pair_form_holds_the_two_by_two_blocks():
         assert norm == pytest.approx(max(abs(float(c[0])), float(c[1:].norm())), abs=1e-14)
 
 
-def test_gates_and_flips_in_pair_form_match_the_dense_permutations():
-    rho, shift, pairs = random_pair_form(1, batch=8)
+def assert_every_gate_in_pair_form_matches_its_dense_permutation(rho, shift, pairs):
+    """Each X and CNOT applied to ``pairs`` (pairing ``shift``) equals the dense permutation of ``rho``."""
     perms = [K.x_permutation(N, q) for q in range(N)]
     perms += [K.cnot_permutation(N, c, t) for c in range(N) for t in range(N) if c != t]
     for perm in perms:
         new_shift, source, sign = P.pair_permutation(N, tuple(perm.tolist()))
         moved = P.permute_pairs(pairs, source[shift], sign[shift])
         torch.testing.assert_close(P.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
+
+
+def test_gates_and_flips_in_pair_form_match_the_dense_permutations():
+    rho, shift, pairs = random_pair_form(1, batch=8)
+    assert_every_gate_in_pair_form_matches_its_dense_permutation(rho, shift, pairs)
 
 
 def test_gates_in_pair_form_match_the_dense_permutations_for_every_pairing():
@@ -200,12 +205,7 @@ def test_gates_in_pair_form_match_the_dense_permutations_for_every_pairing():
     pairs = torch.randn(len(shift), 4, 4, 2 ** (N - 1), generator=torch.Generator().manual_seed(4), dtype=torch.float64)
     rho = P.from_pairs(pairs, shift, N)
     torch.testing.assert_close(P.to_pairs(rho, shift, N), pairs, rtol=0, atol=1e-15)
-    perms = [K.x_permutation(N, q) for q in range(N)]
-    perms += [K.cnot_permutation(N, c, t) for c in range(N) for t in range(N) if c != t]
-    for perm in perms:
-        new_shift, source, sign = P.pair_permutation(N, tuple(perm.tolist()))
-        moved = P.permute_pairs(pairs, source[shift], sign[shift])
-        torch.testing.assert_close(P.from_pairs(moved, new_shift[shift], N), K.permute(rho, perm), rtol=0, atol=1e-15)
+    assert_every_gate_in_pair_form_matches_its_dense_permutation(rho, shift, pairs)
 
 
 @pytest.mark.parametrize("q", range(N))

@@ -463,6 +463,25 @@ class ConstantTeacher:
         return torch.full((view.shape[0],), int(self.logits.argmax()), dtype=torch.int64)
 
 
+def constant_heads(student, logits, value_bias=None):
+    """Make the student's policy the constant softmax(``logits``) and, with ``value_bias``, its value head constant."""
+    with torch.no_grad():
+        student.model.out.weight.zero_()
+        student.model.out.bias.copy_(logits)
+        if value_bias is not None:
+            student.model.value.weight.zero_()
+            student.model.value.bias.fill_(value_bias)
+
+
+def hand_written_batch(ones):
+    """Three steps of two sub-envs with observations ``ones``: column 0 ends at step 1, column 1's step 2 is
+    not valid (the advantages of the refinement test are worked out by hand on it)."""
+    return make_batch(obs=[ones] * 3, actions=[[0, 1], [1, 0], [2, 3]], rewards=[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
+                      terminated=[[False, False], [True, False], [False, False]],
+                      dones=[[False, False], [True, False], [False, False]],
+                      valid=[[True, True], [True, True], [True, False]], last_obs=ones)
+
+
 @pytest.mark.parametrize("sampled", [True, False])
 def test_student_loss_is_the_cross_entropy_with_the_teacher(sampled):
     envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=3, n_qubits=3, max_steps=4)
@@ -471,9 +490,7 @@ def test_student_loss_is_the_cross_entropy_with_the_teacher(sampled):
     teacher_logits = torch.linspace(-1.0, 2.0, n)
     student.set_teacher(ConstantTeacher(teacher_logits), "pairs")
     student_logits = torch.linspace(1.0, -1.0, n)
-    with torch.no_grad():
-        student.model.out.weight.zero_()
-        student.model.out.bias.copy_(student_logits)
+    constant_heads(student, student_logits)
     student.global_step = 5
     loss = student.learn_iteration()["losses/imitation"]
     assert student.global_step == 5 + 6 * 3
@@ -491,18 +508,11 @@ def test_student_imitation_with_a_critic_warm_up_adds_the_value_loss_by_hand():
     envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, n_qubits=3, max_steps=4)
     student = QECStudent(envs, seed=0, teacher="unused", num_steps=3, update_epochs=1, refine_after=10**6, gamma=0.5)
     n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
-    student._teacher, student._teacher_view = ConstantTeacher(torch.zeros(n)), "pairs"
+    student.set_teacher(ConstantTeacher(torch.zeros(n)), "pairs")
     logits = torch.linspace(1.0, -1.0, n)
-    with torch.no_grad():
-        student.model.out.weight.zero_()
-        student.model.out.bias.copy_(logits)
-        student.model.value.weight.zero_()
-        student.model.value.bias.fill_(0.25)
+    constant_heads(student, logits, value_bias=0.25)
     ones = [[1.0] * obs_dim] * 2
-    student.rollout = FixedRollout(make_batch(
-        obs=[ones] * 3, actions=[[0, 1], [1, 0], [2, 3]], rewards=[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
-        terminated=[[False, False], [True, False], [False, False]], dones=[[False, False], [True, False], [False, False]],
-        valid=[[True, True], [True, True], [True, False]], last_obs=ones))
+    student.rollout = FixedRollout(hand_written_batch(ones))
     logs = student.learn_iteration()
     log_q = torch.log_softmax(logits, 0).tolist()
     advantages = [0.5125, -0.5, 1.75, 0.04984375, 0.63125]  # as in the refinement test
@@ -539,17 +549,9 @@ def test_student_refinement_is_one_advantage_actor_critic_step_by_hand():
                          learning_rate=0.5, refine_learning_rate=1e-3)
     n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
     logits = torch.linspace(1.0, -1.0, n)
-    with torch.no_grad():
-        student.model.out.weight.zero_()
-        student.model.out.bias.copy_(logits)
-        student.model.value.weight.zero_()
-        student.model.value.bias.fill_(0.25)
+    constant_heads(student, logits, value_bias=0.25)
     ones = [[1.0] * obs_dim] * 2
-    batch = make_batch(obs=[ones] * 3, actions=[[0, 1], [1, 0], [2, 3]], rewards=[[1.0, 0.0], [0.0, 1.0], [2.0, 0.0]],
-                       terminated=[[False, False], [True, False], [False, False]],
-                       dones=[[False, False], [True, False], [False, False]],
-                       valid=[[True, True], [True, True], [True, False]], last_obs=ones)
-    student.rollout = FixedRollout(batch)
+    student.rollout = FixedRollout(hand_written_batch(ones))
     student.global_step = 10
     bias_before = student.model.out.bias.detach().clone()
     value_bias_before = student.model.value.bias.item()
@@ -590,9 +592,7 @@ def test_student_refinement_with_masking_scores_the_masked_policy():
     student = QECStudent(envs, seed=0, teacher="unused", num_steps=3, refine_after=0, mask_revealing=True)
     n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
     logits = torch.linspace(1.0, -1.0, n)
-    with torch.no_grad():
-        student.model.out.weight.zero_()
-        student.model.out.bias.copy_(logits)
+    constant_heads(student, logits)
     ones = [[1.0] * obs_dim] * 2
     actions = torch.tensor([[0, 1], [n - 1, 2], [3, n - 2]])
     student.rollout = FixedRollout(make_batch(
