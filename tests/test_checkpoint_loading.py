@@ -7,7 +7,9 @@ import torch
 from gymnasium import spaces
 
 from physrl.training import load_policy
-from physrl.training.checkpoint import CONFIG_KEYS, FORMAT, load_checkpoint, save_checkpoint, space_spec
+from physrl.agents import TabularPolicyGradient
+from physrl.training.checkpoint import (CONFIG_KEYS, FORMAT, export_policy, load_checkpoint, make_envs, restore_agent,
+                                       save_checkpoint, space_spec)
 
 OBSERVATION = spaces.Box(-1.0, 1.0, (3,), np.float32)
 ACTION = spaces.Discrete(4)
@@ -83,3 +85,15 @@ def test_load_policy_checks_the_env_and_spaces_it_is_given(tmp_path, expected, k
     path = save_checkpoint(tmp_path / "checkpoint.pt", config(), 0, {})
     with pytest.raises(ValueError, match=f"does not match: its {key} is"):
         load_policy(path, **expected)
+
+
+def test_a_policy_only_export_samples_from_the_runs_seed(tmp_path):
+    """An export drops the random generator; the restored agent's comes from the run's seed (7 here), so a
+    sampled policy acts as a fresh agent of that run would, not as one of seed 0."""
+    run = config(seed=7)
+    agent = TabularPolicyGradient(make_envs(run, 1, "cpu"), seed=7)
+    agent.generator.manual_seed(123)  # the generator's state at the end of training, not shipped
+    path = save_checkpoint(tmp_path / "checkpoint.pt", run, 0, agent.state_dict())
+    restored = restore_agent(load_checkpoint(export_policy(path, tmp_path / "policy.pt")), "cpu")
+    fresh = TabularPolicyGradient(make_envs(run, 1, "cpu"), seed=7)
+    assert torch.equal(restored.generator.get_state(), fresh.generator.get_state())

@@ -333,3 +333,94 @@ def test_large_batches_are_searched_in_chunks_with_their_own_starts():
         tail = R.recoverable_information(blocks[R.CHUNK:], None if start is None else start[R.CHUNK:])
         torch.testing.assert_close(value, torch.cat([head[0], tail[0]]), rtol=0, atol=0)
         torch.testing.assert_close(direction, torch.cat([head[1], tail[1]]), rtol=0, atol=0)
+
+
+def traceless_pairs(seed: int, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """δρx, δρy, δρz with traceless random blocks (as in the env before a measurement): pair form (B, 3, 4, d/2)
+    and dense (B, 3, d, d)."""
+    _, shift, pairs = random_pair_form(seed, batch=batch, scale=0.15)
+    pairs[:, :, 0] = 0.0
+    return pairs[:, 1:], P.from_pairs(pairs, shift, N)[:, 1:]
+
+
+def test_a_warm_start_near_the_minimiser_converges_where_a_cold_search_with_the_same_budget_cannot():
+    """Two Newton steps from 1e-3 rad of the minimiser reach it to 1e-12 (quadratic convergence); the cold
+    search with two steps stops up to 1e-6 above it on some state (dense and pair form, unbracketed)."""
+    pairs, dense = traceless_pairs(12, batch=6)
+    best, direction = R.recoverable_information_pairs(pairs, iterations=30)
+    near = direction + 1e-3 * torch.randn(6, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    for search, blocks in ((R.recoverable_information_pairs, pairs), (R.recoverable_information, dense)):
+        warm, _ = search(blocks, start=near, iterations=2, bracket=False)
+        cold, _ = search(blocks, iterations=2, bracket=False)
+        np.testing.assert_allclose(warm.numpy(), best.numpy(), rtol=0, atol=1e-12)
+        assert float((cold - best).max()) > 1e-9
+
+
+def test_the_length_of_a_warm_start_does_not_matter():
+    """A warm start of norm 1/2 (exactly representable) gives the same result, bit for bit, as its unit vector."""
+    pairs, dense = traceless_pairs(13, batch=4)
+    unit = torch.nn.functional.normalize(torch.randn(4, 3, generator=torch.Generator().manual_seed(4),
+                                                     dtype=torch.float64), dim=1)
+    for search, blocks in ((R.recoverable_information_pairs, pairs), (R.recoverable_information, dense)):
+        for bracket in (False, True):
+            expected = search(blocks, start=unit, iterations=1, bracket=bracket)
+            found = search(blocks, start=unit / 2, iterations=1, bracket=bracket)
+            assert torch.equal(found[0], expected[0]) and torch.equal(found[1], expected[1])
+
+
+@pytest.mark.parametrize("scale", [1.0, 10.0])
+def test_a_warm_start_in_the_wrong_basin_is_rescued_by_the_bracket(scale):
+    """A case with two basins: from this poor start the Newton search ends in a local minimum 0.0435·scale
+    above the global one (0.7555·scale). Bracketed (the dense search's default), the grid holds a direction
+    within 5 % of it, so the cold search runs and finds the global minimum; unbracketed (the pair
+    search's default), the local minimum is returned. At scale 10 R_Q ~ 8 (the threshold scales with R_Q)."""
+    pairs, dense = traceless_pairs(19, batch=1)
+    pairs, dense = scale * pairs, scale * dense
+    poor = torch.tensor([[-0.6031420019576359, 1.4079760553664558, -0.24923021105966917]], dtype=torch.float64)
+    best, _ = R.recoverable_information_pairs(pairs, iterations=30, grid=400, refine=20)
+    assert float(best) == pytest.approx(0.7555092275994038 * scale, abs=1e-12 * scale)
+    for rescued in (R.recoverable_information(dense, start=poor)[0],
+                    R.recoverable_information_pairs(pairs, start=poor, bracket=True)[0]):
+        assert float(rescued) == pytest.approx(float(best), abs=1e-12 * scale)
+    for trapped in (R.recoverable_information(dense, start=poor, bracket=False)[0],
+                    R.recoverable_information_pairs(pairs, start=poor)[0]):
+        assert float(trapped - best) == pytest.approx(0.0434951476 * scale, abs=1e-9 * scale)
+
+
+def test_a_chunked_unbracketed_search_equals_its_pieces():
+    """``bracket=False`` reaches every chunk of a batch above ``CHUNK`` (from poor random starts, where the
+    bracket would change some results)."""
+    _, dense = traceless_pairs(10, batch=R.CHUNK + 20)
+    starts = torch.randn(len(dense), 3, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    value, direction = R.recoverable_information(dense, starts, iterations=2, bracket=False)
+    head = R.recoverable_information(dense[:R.CHUNK], starts[:R.CHUNK], iterations=2, bracket=False)
+    tail = R.recoverable_information(dense[R.CHUNK:], starts[R.CHUNK:], iterations=2, bracket=False)
+    assert torch.equal(value, torch.cat([head[0], tail[0]])) and torch.equal(direction, torch.cat([head[1], tail[1]]))
+    bracketed, _ = R.recoverable_information(dense, starts, iterations=2)
+    assert bool((bracketed != value).any())
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])
+def test_one_newton_step_is_the_shifted_step_cut_to_the_trust_radius(scale):
+    """One iteration of the search from random points, against the step worked out from its specification
+    with numpy: on the tangent plane (any orthonormal basis) g = ∇f, H = P ∇²f P − f P; σ = max(0, −λ_min(H)) +
+    1e-10 f; step −(H + σ1)⁻¹ g cut to length 0.5; the normalised trial point kept if f is lower there.
+    At scale 1e-6 (f ~ 1e-6) the shift must scale with f."""
+    pairs, _ = traceless_pairs(11, batch=16)
+    norm = R._PairNorm.of(scale * pairs)
+    start = torch.nn.functional.normalize(torch.randn(16, 3, generator=torch.Generator().manual_seed(5),
+                                                      dtype=torch.float64), dim=1)
+    _, found = R._newton(norm, start, 1)
+    f, grad, hess = (x.numpy() for x in norm.terms(start))
+    trials = []
+    for b, n in enumerate(start.numpy()):
+        basis = np.linalg.svd(n[None])[2][1:].T  # (3, 2): orthonormal, perpendicular to n
+        g, h = basis.T @ grad[b], basis.T @ hess[b] @ basis - f[b] * np.eye(2)
+        sigma = max(0.0, -np.linalg.eigvalsh(h)[0]) + 1e-10 * f[b]
+        step = -np.linalg.solve(h + sigma * np.eye(2), g)
+        step *= min(1.0, 0.5 / np.linalg.norm(step))
+        trials.append((n + basis @ step) / np.linalg.norm(n + basis @ step))
+    trials = torch.tensor(np.array(trials))
+    lower = norm.along(trials) < torch.tensor(f)
+    expected = torch.where(lower[:, None], trials, start)
+    np.testing.assert_allclose(found.numpy(), expected.numpy(), rtol=0, atol=1e-9)

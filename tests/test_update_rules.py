@@ -523,6 +523,31 @@ def test_student_imitation_with_a_critic_warm_up_adds_the_value_loss_by_hand():
     assert student.global_step == 6 and student.rollout.num_steps == 3
 
 
+def test_student_agreement_counts_each_steps_own_greedy_action():
+    """The logged agreement compares each valid step's greedy action with the action taken. The GRU is set so
+    that its hidden unit 0 is tanh(obs₀) (update gate shut, no recurrence) and the head reads it: greedy
+    action 0 where obs₀ = 0 and 2 where obs₀ = 1 (the last step), so the logits differ between steps and the
+    hand-written batch's actions agree on 3 of its 5 valid steps."""
+    envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, n_qubits=3, max_steps=4)
+    student = QECStudent(envs, seed=0, teacher="unused", num_steps=3, update_epochs=1)
+    n, obs_dim = envs.single_action_space.n, envs.single_observation_space.shape[0]
+    student.set_teacher(ConstantTeacher(torch.zeros(n)), "pairs")
+    cell, hidden = student.model.cell, student.model.hidden_size
+    with torch.no_grad():
+        for parameter in (*cell.parameters(), student.model.out.weight):
+            parameter.zero_()
+        cell.bias_ih[hidden:2 * hidden] = -50.0  # update gate z = 0: h' = tanh(W_in x)
+        cell.weight_ih[2 * hidden, 0] = 1.0  # hidden unit 0 = tanh(obs₀)
+        student.model.out.bias.copy_(torch.linspace(1.0, -1.0, n))
+        student.model.out.weight[2, 0] = 10.0  # action 2 wins where obs₀ = 1
+    step = [[0.0] + [1.0] * (obs_dim - 1)] * 2
+    batch = hand_written_batch(step)
+    batch.obs[2, :, 0] = 1.0
+    student.rollout = FixedRollout(batch)
+    logs = student.learn_iteration()
+    assert logs["losses/agreement"] == pytest.approx(3 / 5)  # (0 ✓, 1 ✗), (1 ✗, 0 ✓), (2 ✓, not valid)
+
+
 # ---------------------------------------------------------------- data parallel
 
 
