@@ -146,6 +146,8 @@ class QubitCore(BatchCore):
         self._is_perm = torch.tensor([kind in ("cnot", "x") for _, kind, _ in table], device=dev)
         self._h_qubit = torch.tensor(h_qubit, device=dev)
         self._m_qubit = torch.tensor(m_qubit, device=dev)
+        bits = (torch.arange(d, device=dev)[None, :] >> torch.arange(n - 1, -1, -1, device=dev)[:, None]) & 1
+        self._z_signs = (1 - 2 * bits).to(torch.float64)  # (n, d): ⟨a|Z_q|a⟩
         decay = math.exp(-2.0 / self.t_dec)
         self._flip_probability = (1.0 - decay) / 2  # bit flip p = (1 − e^(−2Δt/T_dec))/2 per step
         if noise == "correlated":
@@ -283,21 +285,38 @@ class QubitCore(BatchCore):
 
     @property
     def masks_actions(self) -> bool:
-        """:meth:`action_mask` reads the ``"pairs"`` observation."""
-        return self.obs_mode == "pairs"
+        """:meth:`action_mask` reads the ``"pairs"`` or the ``"state"`` observation."""
+        return self.obs_mode in ("pairs", "state")
 
     def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
-        """(B, n_actions) bool: False for ``measure(q)`` where the ``"pairs"`` observation ``obs`` shows that
-        qubit q carries the logical X (bit q of v set), i.e. where the measurement would reveal the logical
-        state and end the episode; True for every other action. A state-aware policy can use it
+        """(B, n_actions) bool: False for the measurements that would reveal the logical state and end the
+        episode, True for every other action. A state-aware policy can use it
         (``DeepPolicyGradient(action_mask=True)``) so as never to try those measurements.
+
+        ``"pairs"``: ``measure(q)`` reveals where qubit q carries the logical X (bit q of v set). ``"state"``
+        (any device, Hadamards too): ``measure(q)`` is ruled out where |Tr(Z_q δρ_k)| > 1/2 for some
+        k ∈ {x, y, z}. Without noise the logical space is a stabiliser code and Z_q either anticommutes
+        with a stabiliser (random outcome, nothing revealed: P Z_q P = 0), or is ± a stabiliser
+        (P Z_q P = ±P, traceless against δρ_k), or acts on it as ± a logical Pauli σ̄_k, which is what
+        reveals it, and then Tr(Z_q δρ_k) = ±1; noise shrinks these values by error probabilities.
         """
+        if self.obs_mode == "state":
+            return self._state_mask(obs)
         if self.obs_mode != "pairs":
-            raise ValueError(f"action_mask reads the v bits of obs_mode='pairs', got obs_mode={self.obs_mode!r}")
+            raise ValueError(f"action_mask reads obs_mode='pairs' or 'state', got obs_mode={self.obs_mode!r}")
         weights = 1 << torch.arange(self.n_qubits - 1, -1, -1, device=obs.device)
         bits = obs[:, 16 * self.dim:16 * self.dim + self.n_qubits]
         shift = ((bits > 0.5).long() * weights).sum(1)
         return ~self.revealing(shift)
+
+    def _state_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """:meth:`action_mask` of the ``"state"`` observation (real parts of ρ₀, δρx, δρy, δρz first)."""
+        d = self.dim
+        real = obs[:, :4 * d * d].reshape(-1, 4, d, d)[:, 1:]
+        diagonal = torch.diagonal(real, dim1=-2, dim2=-1).to(torch.float64)  # (B, 3, d)
+        signal = (diagonal @ self._z_signs.T).abs().amax(1)  # (B, n) |Tr(Z_q δρ_k)|, largest over k
+        revealing = signal[:, self._m_qubit.clamp(min=0)] > 0.5
+        return ~(revealing & (self._m_qubit >= 0))
 
     def revealing(self, shift: torch.Tensor) -> torch.Tensor:
         """(B, n_actions) bool: the measurements that would reveal the logical state when the logical X
@@ -632,6 +651,15 @@ class QubitErrorCorrectionVectorEnv(_ActionTable, VectorEnv):
         if not self.core.pair_form:
             raise ValueError("v exists in the pair form only, which needs hadamard=False")
         return self.core.initial_shift
+
+    def _state_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """:meth:`action_mask` of the ``"state"`` observation (real parts of ρ₀, δρx, δρy, δρz first)."""
+        d = self.dim
+        real = obs[:, :4 * d * d].reshape(-1, 4, d, d)[:, 1:]
+        diagonal = torch.diagonal(real, dim1=-2, dim2=-1).to(torch.float64)  # (B, 3, d)
+        signal = (diagonal @ self._z_signs.T).abs().amax(1)  # (B, n) |Tr(Z_q δρ_k)|, largest over k
+        revealing = signal[:, self._m_qubit.clamp(min=0)] > 0.5
+        return ~(revealing & (self._m_qubit >= 0))
 
     def revealing(self, shift: torch.Tensor) -> torch.Tensor:
         """(B, n_actions) bool: the measurements that would reveal the logical state at v = ``shift`` (B,)."""
