@@ -147,7 +147,7 @@ class QubitCore(BatchCore):
         self._h_qubit = torch.tensor(h_qubit, device=dev)
         self._m_qubit = torch.tensor(m_qubit, device=dev)
         bits = (torch.arange(d, device=dev)[None, :] >> torch.arange(n - 1, -1, -1, device=dev)[:, None]) & 1
-        self._z_signs = (1 - 2 * bits).to(torch.float64)  # (n, d): ⟨a|Z_q|a⟩
+        self._same_bit = (bits[:, :, None] == bits[:, None, :]).to(torch.float64)  # (n, d, d): a_q = b_q
         decay = math.exp(-2.0 / self.t_dec)
         self._flip_probability = (1.0 - decay) / 2  # bit flip p = (1 − e^(−2Δt/T_dec))/2 per step
         if noise == "correlated":
@@ -294,11 +294,13 @@ class QubitCore(BatchCore):
         (``DeepPolicyGradient(action_mask=True)``) so as never to try those measurements.
 
         ``"pairs"``: ``measure(q)`` reveals where qubit q carries the logical X (bit q of v set). ``"state"``
-        (any device, Hadamards too): ``measure(q)`` is ruled out where |Tr(Z_q δρ_k)| > 1/2 for some
-        k ∈ {x, y, z}. Without noise the logical space is a stabiliser code and Z_q either anticommutes
-        with a stabiliser (random outcome, nothing revealed: P Z_q P = 0), or is ± a stabiliser
-        (P Z_q P = ±P, traceless against δρ_k), or acts on it as ± a logical Pauli σ̄_k, which is what
-        reveals it, and then Tr(Z_q δρ_k) = ±1; noise shrinks these values by error probabilities.
+        (any device, Hadamards too): the measurement's average map δρ ↦ (δρ + Z_q δρ Z_q)/2 keeps the part of
+        δρ_k with a_q = b_q; ``measure(q)`` is ruled out where that part holds less than a quarter of
+        ‖δρ_k‖² for some k ∈ {x, y, z}. For a Pauli mixture of a stabiliser code (independent bit flips and
+        dephasing) the part is all of δρ_k where Z_q is ± a stabiliser, half where Z_q anticommutes with one (a
+        random outcome that reveals nothing), and none where Z_q acts as a logical Pauli that anticommutes with
+        σ̄_k: exactly the revealing measurements. Collective dephasing with Hadamards leaves that form; the
+        rule then also rules out a few measurements that reveal nothing.
         """
         if self.obs_mode == "state":
             return self._state_mask(obs)
@@ -310,13 +312,14 @@ class QubitCore(BatchCore):
         return ~self.revealing(shift)
 
     def _state_mask(self, obs: torch.Tensor) -> torch.Tensor:
-        """:meth:`action_mask` of the ``"state"`` observation (real parts of ρ₀, δρx, δρy, δρz first)."""
+        """:meth:`action_mask` of the ``"state"`` observation (real, then imaginary parts of ρ₀, δρx, δρy, δρz)."""
         d = self.dim
-        real = obs[:, :4 * d * d].reshape(-1, 4, d, d)[:, 1:]
-        diagonal = torch.diagonal(real, dim1=-2, dim2=-1).to(torch.float64)  # (B, 3, d)
-        signal = (diagonal @ self._z_signs.T).abs().amax(1)  # (B, n) |Tr(Z_q δρ_k)|, largest over k
-        revealing = signal[:, self._m_qubit.clamp(min=0)] > 0.5
-        return ~(revealing & (self._m_qubit >= 0))
+        parts = obs[:, :8 * d * d].reshape(-1, 2, 4, d, d)[:, :, 1:].to(torch.float64)
+        weight = parts.square().sum(1)  # (B, 3, d, d) |δρ_k[a, b]|²
+        total = weight.sum((-2, -1))  # (B, 3)
+        kept = torch.einsum("bkij,qij->bqk", weight, self._same_bit)  # (B, n, 3): the part with a_q = b_q
+        revealing = ((kept < total[:, None, :] / 4) & (total[:, None, :] > 1e-12)).any(-1)  # (B, n)
+        return ~(revealing[:, self._m_qubit.clamp(min=0)] & (self._m_qubit >= 0))
 
     def revealing(self, shift: torch.Tensor) -> torch.Tensor:
         """(B, n_actions) bool: the measurements that would reveal the logical state when the logical X

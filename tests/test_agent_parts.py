@@ -330,8 +330,8 @@ def test_action_mask_keeps_the_policy_off_masked_actions_in_acting_and_updates()
         obs, *_ = envs.step(agent.act(obs, deterministic=False))
     with pytest.raises(ValueError, match="action_mask"):
         DeepPolicyGradient(gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3), action_mask=True)
-    with pytest.raises(ValueError, match="obs_mode='pairs'"):
-        DeepPolicyGradient(gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, obs_mode="state"),
+    with pytest.raises(ValueError, match="action_mask"):
+        DeepPolicyGradient(gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=2, obs_mode="measurements"),
                            action_mask=True)
     with pytest.raises(TypeError, match="action_mask"):
         DeepPolicyGradient(envs, action_mask="yes")

@@ -388,8 +388,57 @@ def test_action_mask_rules_out_exactly_the_measurements_that_reveal_the_state():
         counts[1] += int((measured & allowed).sum())
         fresh = ~(terminated | truncated)
     assert min(counts) > 100
-    with pytest.raises(ValueError, match="obs_mode='pairs'"):
-        QubitErrorCorrectionVectorEnv(num_envs=2, obs_mode="state").core.action_mask(torch.zeros(2, 2048))
+    with pytest.raises(ValueError, match="obs_mode='pairs' or 'state'"):
+        QubitErrorCorrectionVectorEnv(num_envs=2).core.action_mask(torch.zeros(2, 18))
+
+
+def _play_masked(envs: QubitErrorCorrectionVectorEnv, steps: int, other=None) -> list[int]:
+    """Random play for ``steps`` steps: every measurement the state view's mask rules out ends its episode
+    and no allowed one does; with ``other`` (the same env on the pairs view) the two masks agree where an
+    episode goes on.
+    Returns [masked measurements, allowed measurements] tried."""
+    num_envs = envs.num_envs
+    obs, _ = envs.reset(seed=0)
+    other_obs = other.reset(seed=0)[0] if other is not None else None
+    measure = torch.tensor([name.startswith("measure") for name in envs.action_names])
+    generator = torch.Generator().manual_seed(0)
+    fresh = torch.ones(num_envs, dtype=torch.bool)
+    counts = [0, 0]
+    for _ in range(steps):
+        mask = envs.action_mask(obs)
+        assert bool(mask[:, ~measure].all())
+        if other is not None:  # (after a reveal the views differ on the next, autoreset step's mask)
+            assert torch.equal(mask[fresh], other.action_mask(other_obs)[fresh])
+        actions = torch.randint(0, len(measure), (num_envs,), generator=generator)
+        allowed = mask[torch.arange(num_envs), actions]
+        obs, _, terminated, truncated, _ = envs.step(actions)
+        if other is not None:
+            other_obs = other.step(actions)[0]
+        measured = measure[actions] & fresh
+        assert bool(terminated[measured & ~allowed].all()) and not bool(terminated[measured & allowed].any())
+        counts[0] += int((measured & ~allowed).sum())
+        counts[1] += int((measured & allowed).sum())
+        fresh = ~(terminated | truncated)
+    return counts
+
+
+def test_state_view_mask_rules_out_the_revealing_measurements_with_hadamards():
+    """On the state view, measure(q) is masked iff Z_q acts on the code as a logical Pauli (|Tr(Z_q δρ_k)| > 1/2):
+    with dephasing and Hadamards every masked measurement of random play ends the episode and no allowed one
+    does; without Hadamards the mask is the pairs view's exact one (qubit q carries the logical X)."""
+    dense = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="state", noise="dephasing", hadamard=True,
+                                          action_memory=2)
+    assert dense.masks_actions
+    assert min(_play_masked(dense, 100)) > 50
+    state = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="state")
+    pairs = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="pairs")
+    assert min(_play_masked(state, 100, other=pairs)) > 50
+    fresh = QubitErrorCorrectionVectorEnv(num_envs=1, obs_mode="state", hadamard=True)
+    obs, _ = fresh.reset(seed=0)
+    allowed = dict(zip(fresh.action_names, fresh.action_mask(obs)[0].tolist()))
+    assert not allowed["measure(0)"] and allowed["measure(1)"] and allowed["h(0)"]  # the logical Z vs |0>
+    obs, *_ = fresh.step(torch.tensor([fresh.core.action_index("h(0)")]))
+    assert not fresh.action_mask(obs)[0, fresh.core.action_index("measure(0)")]   # now the logical X
 
 
 @pytest.mark.parametrize("noise", ["bitflip", "dephasing", "bitflip+dephasing", "correlated"])
