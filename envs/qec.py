@@ -529,6 +529,9 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         ``core.view(obs_mode)`` gives any view of the current state whatever the env's own mode.
         ``action_memory`` = k appends the last k actions, most recent first, one-hot each (zeros
         before the episode's first steps), to whichever view: a memory for Markov policies.
+        On the ``"pairs"`` and ``"state"`` views ``envs.action_mask(obs)`` lists the actions that do
+        not reveal the logical state (every action but the measurements of qubits that carry it), for
+        ``deep-pg --set action_mask=true``.
 
     Rewards:
         With R_Q the recoverable quantum information and R̂_Q(t+1) its average over the outcomes of

@@ -71,7 +71,7 @@ def test_lifetime_comparison_re_derives_its_figures(name, re_derived):
 
     result = json.loads((RESULTS / f"{name}.json").read_text())
     estimator = result["estimator"]
-    factories = compared_policies(Path(__file__).resolve().parents[1] / result["teacher"])
+    factories = compared_policies(Path(__file__).resolve().parents[1] / result["teacher"], result.get("code", "bitflip"))
     assert "teacher_greedy" in result["policies"] and set(result["policies"]) <= set(factories)
     assert len(result["commit"]) == 40
     for policy_name, measured in result["policies"].items():

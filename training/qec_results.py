@@ -84,16 +84,20 @@ def export_result(run_dir: str | Path, path: str | Path, command: str, num_envs:
     return result
 
 
-def compared_policies(teacher: str | Path) -> dict[str, tuple[dict[str, Any], Callable]]:
-    """The default-device policies of ``results/qec/lifetimes.json``: name -> (env options, policy factory):
-    the greedy policy of the ``teacher`` checkpoint, the repetition code and its schedule without corrections."""
-    options, prefix, cycle = HAND_WRITTEN_CODES["bitflip"]
-    return {
-        "teacher_greedy": (load_checkpoint(teacher)["config"]["env_kwargs"],
-                           lambda envs: load_policy(teacher, deterministic=True)),
-        "repetition_code": ({}, RepetitionCodePolicy),
-        "repetition_schedule": (options, lambda envs: ScheduledPolicy(envs, prefix, cycle)),
-    }
+def compared_policies(teacher: str | Path, code: str = "bitflip") -> dict[str, tuple[dict[str, Any], Callable]]:
+    """The policies of a ``results/qec/lifetimes*.json``: name -> (env options, policy factory): the greedy policy
+    of the ``teacher`` checkpoint and the scenario's hand-written code ``code`` (a key of
+    :data:`~physrl.agents.reference.qec.HAND_WRITTEN_CODES`): for ``"bitflip"`` the repetition code and its
+    schedule without corrections, otherwise the code's schedule as ``hand_written``."""
+    if code not in HAND_WRITTEN_CODES:
+        raise ValueError(f"code must be one of {sorted(HAND_WRITTEN_CODES)}, got {code!r}")
+    options, prefix, cycle = HAND_WRITTEN_CODES[code]
+    schedule = (options, lambda envs: ScheduledPolicy(envs, prefix, cycle))
+    teacher_policy = (load_checkpoint(teacher)["config"]["env_kwargs"], lambda envs: load_policy(teacher, deterministic=True))
+    if code == "bitflip":
+        return {"teacher_greedy": teacher_policy, "repetition_code": ({}, RepetitionCodePolicy),
+                "repetition_schedule": schedule}
+    return {"teacher_greedy": teacher_policy, "hand_written": schedule}
 
 
 def lifetime_over_seeds(env_options: dict[str, Any], policy_factory: Callable, seeds: list[int], num_envs: int,
@@ -112,14 +116,15 @@ def seed_mean(figures: list[float]) -> dict[str, float]:
 
 
 def compare_lifetimes(out: str | Path, teacher: str | Path, seeds: int, num_envs: int, steps: int | None,
-                      fit_from: int, command: str, names: list[str] | None = None) -> dict[str, Any]:
+                      fit_from: int, command: str, names: list[str] | None = None, code: str = "bitflip"
+                      ) -> dict[str, Any]:
     """Measure the policies ``names`` (default all) of :func:`compared_policies` on seeds 0 … ``seeds`` − 1 and
     write ``out`` (JSON)."""
     result = {"estimator": {"function": "physrl.agents.reference.qec.effective_lifetime", "num_envs": num_envs,
                             "steps": steps or 200, "fit_from": fit_from},
-              "teacher": str(teacher), "policies": {}, "command": command, "commit": source_commit(),
-              "torch": torch.__version__}
-    policies = compared_policies(teacher)
+              "teacher": str(teacher), "code": code, "policies": {}, "command": command,
+              "commit": source_commit(), "torch": torch.__version__}
+    policies = compared_policies(teacher, code)
     unknown = set(names or ()) - set(policies)
     if unknown:
         raise ValueError(f"policies must be among {sorted(policies)}, got {sorted(unknown)}")
@@ -143,13 +148,16 @@ def compare_main(argv: list[str]) -> None:
     parser.add_argument("--num-envs", type=int, default=4096)
     parser.add_argument("--steps", type=int, default=None, help="episode length (default the env's 200)")
     parser.add_argument("--fit-from", type=int, default=1)
-    parser.add_argument("--policies", nargs="+", help="only these (default: teacher_greedy, repetition_code, "
-                                                       "repetition_schedule)")
+    parser.add_argument("--code", default="bitflip", help="the scenario's hand-written code, a key of "
+                                                          "HAND_WRITTEN_CODES (default bitflip)")
+    parser.add_argument("--policies", nargs="+", help="only these (default: teacher_greedy and the code's: "
+                                                       "repetition_code, repetition_schedule for bitflip, else "
+                                                       "hand_written)")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     command = "python -m physrl.training.qec_results compare " + " ".join(argv)
     compare_lifetimes(args.out, args.teacher, args.seeds, args.num_envs, args.steps, args.fit_from, command,
-                      args.policies)
+                      args.policies, args.code)
 
 
 def main() -> None:
