@@ -231,32 +231,38 @@ def _newton(norm: _DenseNorm | _PairNorm, n: torch.Tensor, iterations: int) -> t
 
     The 2×2 tangent systems are solved in closed form: the shift σ = max(0, −λ_min) + 10⁻¹⁰ f makes
     H + σ1 positive definite, and the step is −(H + σ1)⁻¹ g, cut to the trust radius. ``iterations``
-    is a cap: the loop stops early once every state has converged (its Newton step or its trust
-    radius below ``CONVERGED`` radians).
+    is a cap: a state stops once it has converged (its Newton step or its trust radius below
+    ``CONVERGED`` radians), and the loop once every state has.
     """
     f, grad, hess = norm.terms(n)
     radius = torch.full_like(f, 0.5)
+    active = torch.arange(len(f), device=f.device)
     for _ in range(iterations):
-        basis = _tangent_basis(n)
-        g = (basis * grad[:, :, None]).sum(1)
-        h = basis.mT @ hess @ basis
-        h00, h01, h11 = h[:, 0, 0] - f, h[:, 0, 1], h[:, 1, 1] - f
+        na, fa, ra = n[active], f[active], radius[active]
+        basis = _tangent_basis(na)
+        g = (basis * grad[active][:, :, None]).sum(1)
+        h = basis.mT @ hess[active] @ basis
+        h00, h01, h11 = h[:, 0, 0] - fa, h[:, 0, 1], h[:, 1, 1] - fa
         lowest = (h00 + h11) / 2 - torch.sqrt(((h00 - h11) / 2) ** 2 + h01**2)
-        shift = (-lowest).clamp_min(0.0) + 1e-10 * f.clamp_min(1e-12)
+        shift = (-lowest).clamp_min(0.0) + 1e-10 * fa.clamp_min(1e-12)
         a, c = h00 + shift, h11 + shift
         det = (a * c - h01**2).clamp_min(1e-300)
         step = -torch.stack([c * g[:, 0] - h01 * g[:, 1], a * g[:, 1] - h01 * g[:, 0]], 1) / det[:, None]
-        step = step * (radius / step.norm(dim=1).clamp_min(1e-300)).clamp(max=1.0)[:, None]
+        step = step * (ra / step.norm(dim=1).clamp_min(1e-300)).clamp(max=1.0)[:, None]
         length = step.norm(dim=1)
-        trial = n + (basis @ step.unsqueeze(-1)).squeeze(-1)
+        trial = na + (basis @ step.unsqueeze(-1)).squeeze(-1)
         trial = trial / trial.norm(dim=1, keepdim=True)
         f_trial, grad_trial, hess_trial = norm.terms(trial)
-        better = f_trial < f
-        n = torch.where(better[:, None], trial, n)
-        f = torch.where(better, f_trial, f)
-        grad = torch.where(better[:, None], grad_trial, grad)
-        hess = torch.where(better[:, None, None], hess_trial, hess)
-        radius = torch.where(better, torch.maximum(2 * length, radius).clamp(max=0.5), length / 10)
-        if bool(((length < CONVERGED) | (radius < CONVERGED)).all()):
+        better = f_trial < fa
+        n = n.index_copy(0, active, torch.where(better[:, None], trial, na))
+        f = f.index_copy(0, active, torch.where(better, f_trial, fa))
+        grad = grad.index_copy(0, active, torch.where(better[:, None], grad_trial, grad[active]))
+        hess = hess.index_copy(0, active, torch.where(better[:, None, None], hess_trial, hess[active]))
+        ra = torch.where(better, torch.maximum(2 * length, ra).clamp(max=0.5), length / 10)
+        radius = radius.index_copy(0, active, ra)
+        going = ((length >= CONVERGED) & (ra >= CONVERGED)).nonzero().squeeze(1)
+        if len(going) == 0:
             break
+        if len(going) < len(active):
+            active, norm = active[going], norm.select(going)
     return f, n
