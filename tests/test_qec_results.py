@@ -14,7 +14,7 @@ RESULTS = Path(__file__).resolve().parents[1] / "results" / "qec"
 
 
 @pytest.mark.parametrize("name, obs_mode", [("teacher", "pairs"), ("teacher_seed1", "pairs"), ("teacher_seed2", "pairs"),
-                                             ("student", "measurements")])
+                                             ("teacher_reduced", "pairs"), ("student", "measurements")])
 def test_shipped_policy_re_derives_its_greedy_lifetime(name, obs_mode):
     """512 of the 4096 episodes the figure was measured on (the same seeds), greedy: within 3 standard errors
     of this smaller sample (its spread about the full-sample figure), and far above the passive code (2.8)."""
@@ -61,7 +61,8 @@ def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
     ("lifetimes_seed1", {"teacher_greedy"}),
     ("lifetimes_steady_seed1", {"teacher_greedy"}),
     ("lifetimes_seed2", {"teacher_greedy"}),
-    ("lifetimes_steady_seed2", {"teacher_greedy"})])
+    ("lifetimes_steady_seed2", {"teacher_greedy"}),
+    ("lifetimes_reduced", {"teacher_greedy", "hand_written"})])
 def test_lifetime_comparison_re_derives_its_figures(name, re_derived):
     """results/qec/lifetimes*.json: a teacher and the repetition code on disjoint seed blocks. The mean and its
     error follow from the per-seed figures; the first eighth of seed 1's episodes re-derives seed 1's figure
