@@ -322,3 +322,11 @@ def test_load_policy_acts_exactly_as_the_trained_agent(agent, env_id, env_kwargs
     exported = load_policy(export_policy(run.run_dir, tmp_path / "policy.pt"))
     obs, _ = envs.reset(seed=4)
     assert torch.equal(exported(obs), policy(obs))
+
+
+def test_an_out_of_range_discrete_action_is_named_in_the_error():
+    """Actions at both ends of Discrete(5) are valid; the error names the first one outside [0, 4], not a bound."""
+    envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=3)
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions must be in \[0, 4\] for Discrete\(5\), got 7$"):
+        envs.step(torch.tensor([0, 4, 7]))
