@@ -161,15 +161,15 @@ class QECStudent(Agent):
 
     def teacher_spaces(self, view: str) -> dict[str, spaces.Space]:
         """The observation and action spaces a teacher on ``view`` (its ``obs_mode``) of these envs must have;
-        a ``ValueError`` for a view without the state (a teacher needs ``"state"`` or ``"pairs"``)."""
-        if view not in ("state", "pairs"):
+        a ``ValueError`` for a view without the state (a teacher needs ``"state"``, ``"pairs"`` or ``"pauli"``)."""
+        if view not in ("state", "pairs", "pauli"):
             raise ValueError(f"the teacher was trained on obs_mode={view!r}; a teacher needs "
-                             "obs_mode='state' or 'pairs'")
+                             "obs_mode='state', 'pairs' or 'pauli'")
         return {"observation_space": spaces.Box(-1.0, 1.0, (self.envs.view(view).shape[1],), np.float32),
                 "action_space": self.envs.single_action_space}
 
     def set_teacher(self, teacher: Any, view: str) -> None:
-        """Hand the student its teacher, which acts on ``view`` (``"state"`` or ``"pairs"``) of the same envs:
+        """Hand the student its teacher, which acts on ``view`` (``"state"``, ``"pairs"`` or ``"pauli"``) of the same envs:
         a greedy policy (a batch of observations of that view -> actions), or with ``teacher_sampled`` an
         agent with ``policy_output`` (a ``deep-pg`` agent), whose action probabilities the student learns.
         ``physrl train`` loads the checkpoint named by ``teacher`` and calls this

@@ -22,7 +22,7 @@ from physrl.envs.kernels import qubit_pairs as P, qubits as K, recoverable_infor
 
 NOISES = ("bitflip", "dephasing", "bitflip+dephasing", "correlated")
 CONNECTIVITIES = ("all", "chain")
-OBS_MODES = ("measurements", "state", "pairs")
+OBS_MODES = ("measurements", "state", "pairs", "pauli")
 #: R̂_Q at or below this counts as "the logical information is gone" (ε of :func:`step_reward`).
 REVEALED = 1e-3
 #: Most Newton iterations of the warm-started R_Q search after every step (dense matrices, ``hadamard=True``);
@@ -130,7 +130,7 @@ class QubitCore(BatchCore):
         table = action_table(n, self.connectivity, self.hadamard, measurable)
         self.action_names: tuple[str, ...] = tuple(name for name, _, _ in table)
         self.single_action_space = spaces.Discrete(len(table))
-        size = {"measurements": len(table) + n, "state": 8 * d * d, "pairs": 16 * d + n}[obs_mode]
+        size = {"measurements": len(table) + n, "state": 8 * d * d, "pairs": 16 * d + n, "pauli": 4 * d * d}[obs_mode]
         size += self.action_memory * len(table)
         self.single_observation_space = spaces.Box(-1.0, 1.0, (size,), np.float32)
 
@@ -147,7 +147,9 @@ class QubitCore(BatchCore):
         self._h_qubit = torch.tensor(h_qubit, device=dev)
         self._m_qubit = torch.tensor(m_qubit, device=dev)
         bits = (torch.arange(d, device=dev)[None, :] >> torch.arange(n - 1, -1, -1, device=dev)[:, None]) & 1
-        self._same_bit = (bits[:, :, None] == bits[:, None, :]).to(torch.float64)  # (n, d, d): a_q = b_q
+        # the parts of a matrix that a Z_q measurement keeps: entries with a_q = b_q, Pauli strings with 1 or Z on q
+        self._kept_entries = (bits[:, :, None] == bits[:, None, :]).flatten(1).to(torch.float64)  # (n, d²)
+        self._kept_paulis = ((K.pauli_basis(n, dev)[1] % 3) == 0).T.to(torch.float64)  # (n, 4ⁿ)
         decay = math.exp(-2.0 / self.t_dec)
         self._flip_probability = (1.0 - decay) / 2  # bit flip p = (1 − e^(−2Δt/T_dec))/2 per step
         if noise == "correlated":
@@ -245,7 +247,8 @@ class QubitCore(BatchCore):
     def view(self, obs_mode: str) -> torch.Tensor:
         """The observation of the current state in ``obs_mode``, whatever this core's own ``obs_mode`` is,
         followed by the memory of recent actions (:meth:`memory_view`) when ``action_memory`` > 0."""
-        views = {"measurements": self.measurement_view, "state": self.state_view, "pairs": self.pairs_view}
+        views = {"measurements": self.measurement_view, "state": self.state_view, "pairs": self.pairs_view,
+                 "pauli": self.pauli_view}
         view = views[check_choice("obs_mode", obs_mode, OBS_MODES)]()
         return torch.cat([view, self.memory_view()], dim=1) if self.action_memory else view
 
@@ -264,6 +267,13 @@ class QubitCore(BatchCore):
         """The teacher's observation (``obs_mode="state"``) of the current state, whatever ``obs_mode`` is."""
         flat = torch.view_as_real(self.rho).permute(0, 4, 1, 2, 3).reshape(self.num_envs, -1)
         return flat.clamp(-1.0, 1.0).to(torch.float32)
+
+    def pauli_view(self) -> torch.Tensor:
+        """The teacher's observation in the Pauli basis (``obs_mode="pauli"``), whatever ``obs_mode`` is:
+        Tr(P ρ₀), Tr(P δρx), Tr(P δρy), Tr(P δρz) for the 4ⁿ Pauli strings P (:func:`~physrl.envs.kernels.qubits.pauli_basis`),
+        4·4ⁿ real numbers in [−1, 1]. CNOTs and Hadamards permute these coordinates (with signs) and Pauli noise
+        damps them one by one, so a code and its syndromes show as a few large entries in any frame."""
+        return K.pauli_coefficients(self.rho, self.n_qubits).flatten(1).clamp(-1.0, 1.0).to(torch.float32)
 
     def pairs_view(self) -> torch.Tensor:
         """The teacher's compact observation (``obs_mode="pairs"``, needs ``hadamard=False``).
@@ -286,7 +296,7 @@ class QubitCore(BatchCore):
     @property
     def masks_actions(self) -> bool:
         """:meth:`action_mask` reads the ``"pairs"`` or the ``"state"`` observation."""
-        return self.obs_mode in ("pairs", "state")
+        return self.obs_mode in ("pairs", "state", "pauli")
 
     def action_mask(self, obs: torch.Tensor) -> torch.Tensor:
         """(B, n_actions) bool: False for the measurements that would reveal the logical state and end the
@@ -294,7 +304,7 @@ class QubitCore(BatchCore):
         (``DeepPolicyGradient(action_mask=True)``) so as never to try those measurements.
 
         ``"pairs"``: ``measure(q)`` reveals where qubit q carries the logical X (bit q of v set). ``"state"``
-        (any device, Hadamards too): the measurement's average map δρ ↦ (δρ + Z_q δρ Z_q)/2 keeps the part of
+        and ``"pauli"`` (any device, Hadamards too): the measurement's average map δρ ↦ (δρ + Z_q δρ Z_q)/2 keeps the part of
         δρ_k with a_q = b_q; ``measure(q)`` is ruled out where that part holds less than a quarter of
         ‖δρ_k‖² for some k ∈ {x, y, z}. For a Pauli mixture of a stabiliser code (independent bit flips and
         dephasing) the part is all of δρ_k where Z_q is ± a stabiliser, half where Z_q anticommutes with one (a
@@ -302,22 +312,27 @@ class QubitCore(BatchCore):
         σ̄_k: exactly the revealing measurements. Collective dephasing with Hadamards leaves that form; the
         rule then also rules out a few measurements that reveal nothing.
         """
-        if self.obs_mode == "state":
-            return self._state_mask(obs)
+        if self.obs_mode in ("state", "pauli"):
+            return self._kept_mask(obs)
         if self.obs_mode != "pairs":
-            raise ValueError(f"action_mask reads obs_mode='pairs' or 'state', got obs_mode={self.obs_mode!r}")
+            raise ValueError(f"action_mask reads obs_mode='pairs', 'state' or 'pauli', got obs_mode={self.obs_mode!r}")
         weights = 1 << torch.arange(self.n_qubits - 1, -1, -1, device=obs.device)
         bits = obs[:, 16 * self.dim:16 * self.dim + self.n_qubits]
         shift = ((bits > 0.5).long() * weights).sum(1)
         return ~self.revealing(shift)
 
-    def _state_mask(self, obs: torch.Tensor) -> torch.Tensor:
-        """:meth:`action_mask` of the ``"state"`` observation (real, then imaginary parts of ρ₀, δρx, δρy, δρz)."""
+    def _kept_mask(self, obs: torch.Tensor) -> torch.Tensor:
+        """:meth:`action_mask` of the ``"state"`` (real, then imaginary parts of ρ₀, δρx, δρy, δρz) or the
+        ``"pauli"`` observation: the part of each ‖δρ_k‖² that a Z_q measurement keeps (both bases are orthogonal)."""
         d = self.dim
-        parts = obs[:, :8 * d * d].reshape(-1, 2, 4, d, d)[:, :, 1:].to(torch.float64)
-        weight = parts.square().sum(1)  # (B, 3, d, d) |δρ_k[a, b]|²
-        total = weight.sum((-2, -1))  # (B, 3)
-        kept = torch.einsum("bkij,qij->bqk", weight, self._same_bit)  # (B, n, 3): the part with a_q = b_q
+        if self.obs_mode == "state":
+            weight = obs[:, :8 * d * d].reshape(-1, 2, 4, d * d)[:, :, 1:].to(torch.float64).square().sum(1)
+            kept_table = self._kept_entries
+        else:
+            weight = obs[:, :4 * d * d].reshape(-1, 4, d * d)[:, 1:].to(torch.float64).square()
+            kept_table = self._kept_paulis
+        total = weight.sum(-1)  # (B, 3)
+        kept = torch.einsum("bkm,qm->bqk", weight, kept_table)  # (B, n, 3)
         revealing = ((kept < total[:, None, :] / 4) & (total[:, None, :] > 1e-12)).any(-1)  # (B, n)
         return ~(revealing[:, self._m_qubit.clamp(min=0)] & (self._m_qubit >= 0))
 
@@ -526,10 +541,11 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         eigenvalue (+1 for 0, −1 for 1, 0 if never measured). ``"state"`` (the teacher's view): real
         and imaginary parts of the four channel matrices, flattened (8·4ⁿ numbers in [−1, 1]).
         ``"pairs"`` (needs ``hadamard=False``): the same matrices compactly, 16·2ⁿ + n numbers (below).
+        ``"pauli"``: the same matrices in the Pauli basis, Tr(P ρ) for the 4ⁿ Pauli strings (4·4ⁿ numbers).
         ``core.view(obs_mode)`` gives any view of the current state whatever the env's own mode.
         ``action_memory`` = k appends the last k actions, most recent first, one-hot each (zeros
         before the episode's first steps), to whichever view: a memory for Markov policies.
-        On the ``"pairs"`` and ``"state"`` views ``envs.action_mask(obs)`` lists the actions that do
+        On the ``"pairs"``, ``"state"`` and ``"pauli"`` views ``envs.action_mask(obs)`` lists the actions that do
         not reveal the logical state (every action but the measurements of qubits that carry it), for
         ``deep-pg --set action_mask=true``.
 
@@ -575,7 +591,7 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
             e.g. ``[[0,1],[0,2],[0,3],[1,3],[2,3]]``.
         hadamard (bool): add the ``h(q)`` actions, needed against dephasing (default False).
         measurable (list[int] | None): the qubits that may be measured (default all).
-        obs_mode (str): ``"measurements"``, ``"state"`` or ``"pairs"``.
+        obs_mode (str): ``"measurements"``, ``"state"``, ``"pairs"`` or ``"pauli"``.
         action_memory (int): 0–16 last actions appended to the observation (default 0).
         max_steps (int): the horizon, at most 100 000 (default 200).
         render_mode (str | None): ``"ansi"`` (the action timeline with outcomes) or ``"rgb_array"``
@@ -657,15 +673,6 @@ class QubitErrorCorrectionVectorEnv(_ActionTable, VectorEnv):
         if not self.core.pair_form:
             raise ValueError("v exists in the pair form only, which needs hadamard=False")
         return self.core.initial_shift
-
-    def _state_mask(self, obs: torch.Tensor) -> torch.Tensor:
-        """:meth:`action_mask` of the ``"state"`` observation (real parts of ρ₀, δρx, δρy, δρz first)."""
-        d = self.dim
-        real = obs[:, :4 * d * d].reshape(-1, 4, d, d)[:, 1:]
-        diagonal = torch.diagonal(real, dim1=-2, dim2=-1).to(torch.float64)  # (B, 3, d)
-        signal = (diagonal @ self._z_signs.T).abs().amax(1)  # (B, n) |Tr(Z_q δρ_k)|, largest over k
-        revealing = signal[:, self._m_qubit.clamp(min=0)] > 0.5
-        return ~(revealing & (self._m_qubit >= 0))
 
     def revealing(self, shift: torch.Tensor) -> torch.Tensor:
         """(B, n_actions) bool: the measurements that would reveal the logical state at v = ``shift`` (B,)."""

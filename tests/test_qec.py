@@ -9,7 +9,7 @@ import torch
 
 from physrl.agents.reference.qec import (HAND_WRITTEN_CODES, RepetitionCodePolicy, ScheduledPolicy, effective_lifetime,
                                         idle_policy)
-from physrl.envs.kernels import recoverable_information as R
+from physrl.envs.kernels import qubits as K, recoverable_information as R
 from physrl.envs.qec import QubitErrorCorrectionVectorEnv, step_reward
 
 ENV_ID = "physrl/QubitErrorCorrection-v0"
@@ -388,7 +388,7 @@ def test_action_mask_rules_out_exactly_the_measurements_that_reveal_the_state():
         counts[1] += int((measured & allowed).sum())
         fresh = ~(terminated | truncated)
     assert min(counts) > 100
-    with pytest.raises(ValueError, match="obs_mode='pairs' or 'state'"):
+    with pytest.raises(ValueError, match="obs_mode='pairs', 'state' or 'pauli'"):
         QubitErrorCorrectionVectorEnv(num_envs=2).core.action_mask(torch.zeros(2, 18))
 
 
@@ -428,8 +428,10 @@ def test_state_view_mask_rules_out_the_revealing_measurements_with_hadamards():
     does; without Hadamards the mask is the pairs view's exact one (qubit q carries the logical X)."""
     dense = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="state", noise="dephasing", hadamard=True,
                                           action_memory=2)
-    assert dense.masks_actions
-    assert min(_play_masked(dense, 100)) > 50
+    pauli = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="pauli", noise="dephasing", hadamard=True,
+                                          action_memory=2)
+    assert dense.masks_actions and pauli.masks_actions
+    assert min(_play_masked(dense, 100, other=pauli)) > 50   # the Pauli view's mask is the same
     state = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="state")
     pairs = QubitErrorCorrectionVectorEnv(num_envs=32, obs_mode="pairs")
     assert min(_play_masked(state, 100, other=pairs)) > 50
@@ -456,3 +458,21 @@ def test_dense_path_tracks_the_global_minimum_of_the_recoverable_information(noi
             best, _ = R.recoverable_information(envs.core.rho[:, 1:], grid=200, refine=6, iterations=40)
             worst = max(worst, float((envs.core.recoverable - best).max()))
     assert worst < 1e-4
+
+
+def test_pauli_view_holds_the_channel_matrices_in_the_pauli_basis():
+    """obs_mode="pauli": Tr(P ρ) for ρ₀, δρx, δρy, δρz and the 4ⁿ Pauli strings, from which the matrices
+    follow as Σ_P Tr(Pρ) P / 2ⁿ; at reset δρx is X on qubit 0 times |0⟩⟨0| (the Z strings) on the others."""
+    envs = QubitErrorCorrectionVectorEnv(num_envs=4, obs_mode="pauli", noise="bitflip+dephasing", hadamard=True,
+                                         action_memory=1)
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (4, 4 * 256 + 25) and envs.single_observation_space.shape == (4 * 256 + 25,)
+    x_on_0 = [64 + 16 * a + 4 * b + c for a in (0, 3) for b in (0, 3) for c in (0, 3)]  # X ⊗ {1, Z}³
+    assert obs[0, 256:512].nonzero().squeeze(1).tolist() == x_on_0 and bool((obs[0, 256 + torch.tensor(x_on_0)] == 1).all())
+    strings, _ = K.pauli_basis(4)
+    for _ in range(12):
+        obs, *_ = envs.step(torch.randint(0, envs.single_action_space.n, (4,), generator=torch.Generator().manual_seed(_)))
+        coefficients = obs[:, :1024].reshape(4, 4, 256).to(torch.complex128)
+        rebuilt = torch.einsum("bkp,pxy->bkxy", coefficients, strings) / 16
+        torch.testing.assert_close(rebuilt, envs.core.rho, atol=1e-6, rtol=0)
+        assert torch.equal(obs[:, :1024], envs.core.view("pauli")[:, :1024])

@@ -43,6 +43,22 @@ def test_x_and_hadamard_match_qutip(q):
     assert_matches(K.hadamard(rho, N, q), [[h * o * h.dag() for o in four] for four in objects])
 
 
+def test_pauli_coefficients_match_qutip_expectation_values():
+    """Tr(P ρ) for every Pauli string, index Σ_q i_q 4^(N−1−q) with (1, X, Y, Z) = 0..3, as QuTiP's expect."""
+    objects, rho = random_batch(5)
+    coefficients = K.pauli_coefficients(rho, N)
+    _, labels = K.pauli_basis(N)
+    sigma = [I2, X, qutip.sigmay(), Z]
+    assert coefficients.shape == (3, 4, 4**N) and labels.shape == (4**N, N)
+    for index in (0, 1, 6, 27, 39, 63):
+        digits = [index // 4 ** (N - 1 - q) % 4 for q in range(N)]
+        assert labels[index].tolist() == digits
+        string = qutip.tensor(*[sigma[i] for i in digits])
+        expected = [[qutip.expect(string, o) if k == 0 else (string * o).tr().real for k, o in enumerate(four)]
+                    for four in objects]
+        np.testing.assert_allclose(coefficients[:, :, index].numpy(), expected, rtol=0, atol=1e-12)
+
+
 def test_every_cnot_matches_qutip():
     objects, rho = random_batch(7)
     for c in range(N):

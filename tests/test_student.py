@@ -102,7 +102,7 @@ def test_student_follows_a_teacher_on_the_pairs_view_and_refuses_a_blind_one(tmp
         QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(pairs_teacher), teacher_sampled="yes")
     blind = train(QEC, "deep-pg", num_envs=4, total_steps=4 * 21, env_kwargs=SMALL, logdir=tmp_path / "blind",
                   progress=False)
-    with pytest.raises(ValueError, match="obs_mode='state' or 'pairs'"):
+    with pytest.raises(ValueError, match="obs_mode='state', 'pairs' or 'pauli'"):
         attach_teacher(QECStudent(gym.make_vec(QEC, num_envs=2, **SMALL), teacher=str(blind)))
 
 

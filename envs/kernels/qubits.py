@@ -48,6 +48,25 @@ def cnot_permutation(n: int, control: int, target: int, device: torch.device = t
     return index ^ (_bit(index, n, control) << (n - 1 - target))
 
 
+@functools.lru_cache(maxsize=None)
+def pauli_basis(n: int, device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 4ⁿ Pauli strings P = σ_{i₀} ⊗ … ⊗ σ_{iₙ₋₁} (σ₀..₃ = 1, X, Y, Z) as matrices (4ⁿ, d, d) complex128,
+    string index Σ_q i_q 4^(n−1−q) (qubit 0 most significant), and their labels i_q (4ⁿ, n)."""
+    sigma = torch.tensor([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
+                         dtype=torch.complex128, device=device)
+    strings, labels = sigma, torch.arange(4, device=device)[:, None]
+    for _ in range(n - 1):
+        strings = torch.einsum("axy,buv->abxuyv", strings, sigma).reshape(len(strings) * 4, *(2 * strings.shape[-1],) * 2)
+        labels = torch.cat([labels.repeat_interleave(4, 0), torch.arange(4, device=device).repeat(len(labels))[:, None]], 1)
+    return strings, labels
+
+
+def pauli_coefficients(rho: torch.Tensor, n: int) -> torch.Tensor:
+    """Tr(P ρ) for every Pauli string P of :func:`pauli_basis` (..., 4ⁿ), real (ρ Hermitian): ρ = Σ_P Tr(Pρ) P / 2ⁿ."""
+    strings, _ = pauli_basis(n, rho.device)
+    return torch.einsum("pxy,...yx->...p", strings, rho).real
+
+
 def permute(rho: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     """U ρ U† for the permutation unitary U|perm[a]⟩ = |a⟩ (an involution for X and CNOT).
 
