@@ -97,3 +97,17 @@ def test_a_policy_only_export_samples_from_the_runs_seed(tmp_path):
     restored = restore_agent(load_checkpoint(export_policy(path, tmp_path / "policy.pt")), "cpu")
     fresh = TabularPolicyGradient(make_envs(run, 1, "cpu"), seed=7)
     assert torch.equal(restored.generator.get_state(), fresh.generator.get_state())
+
+
+def test_load_policy_samples_when_asked_and_is_greedy_by_default(tmp_path):
+    """A fresh tabular policy is uniform over the walker's two moves: sampled (``deterministic=False``) it takes
+    both on 64 copies of one observation; greedy it takes the same move on all of them."""
+    envs = make_envs(config(), 64, "cpu")
+    run = config(observation_shape=list(envs.single_observation_space.shape),
+                 observation_space=space_spec(envs.single_observation_space),
+                 action_space=space_spec(envs.single_action_space))
+    agent = TabularPolicyGradient(make_envs(run, 1, "cpu"), seed=0)
+    path = save_checkpoint(tmp_path / "checkpoint.pt", run, 0, agent.state_dict())
+    observations = envs.reset(seed=0)[0][:1].expand(64, *envs.single_observation_space.shape)
+    assert len(set(load_policy(path, deterministic=False)(observations).tolist())) == 2
+    assert len(set(load_policy(path)(observations).tolist())) == 1
