@@ -61,6 +61,9 @@ MUTANTS ?= \
 	physrl.training.checkpoint.x_restore_agent* \
 	physrl.envs.maze.xǁMazeCoreǁadvance* \
 	physrl.envs.qec.xǁQubitCoreǁadvance* \
+	physrl.envs.qec.xǁQubitCoreǁaction_mask* \
+	physrl.envs.qec.xǁQubitCoreǁ_kept_mask* \
+	physrl.envs.qec.xǁQubitCoreǁpauli_view* \
 	physrl.envs.oscillator.xǁOscillatorCoreǁmeasure_reward* \
 	physrl.envs.oscillator.xǁOscillatorCoreǁadvance* \
 	physrl.envs.core.xǁBatchCoreǁstep* \

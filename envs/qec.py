@@ -272,8 +272,9 @@ class QubitCore(BatchCore):
         """The teacher's observation in the Pauli basis (``obs_mode="pauli"``), whatever ``obs_mode`` is:
         Tr(P ρ₀), Tr(P δρx), Tr(P δρy), Tr(P δρz) for the 4ⁿ Pauli strings P (:func:`~physrl.envs.kernels.qubits.pauli_basis`),
         4·4ⁿ real numbers in [−1, 1]. CNOTs and Hadamards permute these coordinates (with signs) and Pauli noise
-        damps them one by one, so a code and its syndromes show as a few large entries in any frame."""
-        return K.pauli_coefficients(self.rho, self.n_qubits).flatten(1).clamp(-1.0, 1.0).to(torch.float32)
+        damps them one by one, so a code and its syndromes show as a few large entries in any frame.
+        |Tr(P ρ)| ≤ ‖ρ‖₁ ≤ 1 for all four matrices, so no clipping is needed."""
+        return K.pauli_coefficients(self.rho, self.n_qubits).flatten(1).to(torch.float32)
 
     def pairs_view(self) -> torch.Tensor:
         """The teacher's compact observation (``obs_mode="pairs"``, needs ``hadamard=False``).

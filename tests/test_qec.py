@@ -476,3 +476,38 @@ def test_pauli_view_holds_the_channel_matrices_in_the_pauli_basis():
         rebuilt = torch.einsum("bkp,pxy->bkxy", coefficients, strings) / 16
         torch.testing.assert_close(rebuilt, envs.core.rho, atol=1e-6, rtol=0)
         assert torch.equal(obs[:, :1024], envs.core.view("pauli")[:, :1024])
+        assert envs.core.view("pauli").dtype == torch.float32 and float(obs.abs().max()) <= 1.0
+
+
+@pytest.mark.parametrize("obs_mode", ["state", "pauli"])
+def test_kept_part_mask_follows_its_rule_component_by_component(obs_mode):
+    """Hand-made observations (not states of the env) of δρx, δρy, δρz: measure(0) is ruled out exactly where some
+    δρ_k keeps less than a quarter of its squared norm under Z_0 (entries with a_0 = b_0, Pauli strings with 1 or
+    Z on qubit 0); other qubits' measurements keep it all here. Exactly a quarter is allowed."""
+    envs = QubitErrorCorrectionVectorEnv(num_envs=1, obs_mode=obs_mode, hadamard=True)
+    measure = [envs.core.action_index(f"measure({q})") for q in range(4)]
+    size = envs.single_observation_space.shape[0]
+
+    def mask(parts: dict[int, list[tuple[bool, float]]]) -> list[bool]:
+        """parts: k -> [(flipped by Z_0, amplitude)], placed on distinct entries / Pauli strings."""
+        obs = torch.zeros(1, size)
+        for k, entries in parts.items():
+            for slot, (flipped, amplitude) in enumerate(entries):
+                if obs_mode == "state":  # entry (a, b) = (slot, slot + 8 if flipped); δρy imaginary, others real
+                    row, column = slot, slot + 8 * flipped
+                    obs[0, (4 if k == 2 else 0) * 256 + k * 256 + row * 16 + column] = amplitude
+                else:  # X or 1 on qubit 0 (flipped or not) ⊗ a string of 1s and Zs on qubits 1-3
+                    obs[0, k * 256 + 64 * flipped + (0, 3, 12, 15, 48)[slot]] = amplitude
+        allowed = envs.core.action_mask(obs)[0]
+        return [bool(allowed[a]) for a in measure]
+
+    kept = [(False, 0.5)]
+    for k in (1, 2, 3):
+        others = {j: kept for j in (1, 2, 3) if j != k}
+        assert mask({k: [(True, 0.5)], **others}) == [False, True, True, True]
+        assert mask({k: kept, **others}) == [True] * 4
+        quarter = [(False, 0.5), (True, 0.5), (True, 0.5), (True, 0.5)]           # kept 1/4 of the norm
+        assert mask({k: quarter, **others}) == [True] * 4
+        under = quarter + [(True, 0.25)]                                          # kept 0.25/1.0625
+        assert mask({k: under, **others}) == [False, True, True, True]
+    assert mask({}) == [True] * 4  # nothing left to reveal
