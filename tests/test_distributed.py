@@ -11,7 +11,7 @@ import pytest
 SCRIPT = textwrap.dedent('''
     import json, sys
     import torch, torch.distributed as dist
-    from physrl.agents.distributed import average_gradients, rank_and_world_size
+    from physrl.agents.distributed import average_gradients, leave_process_group, rank_and_world_size
     from physrl.training.train import execute, prepare
 
     logdir, out = sys.argv[1], sys.argv[2]
@@ -50,8 +50,10 @@ SCRIPT = textwrap.dedent('''
     gradient = all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(distributed, model.parameters()))
     if rank == 0:
         json.dump({"first": first, "second": second, "gradient": gradient}, open(out, "w"))
-    # no teardown here: join_from_environment made every rank leave the process group at exit (a rank that
-    # exits with a live gloo group aborts at random: "terminate called without an active exception")
+    # every rank leaves together, as `physrl train` does: the exit hook of join_from_environment leaves without a
+    # barrier (for ranks that stop on an error), and a rank whose peer tears the gloo group down first aborts
+    # at random ("terminate called without an active exception"; one fresh-clone run in two at load 3)
+    leave_process_group()
 ''')
 
 
