@@ -149,7 +149,7 @@ class QubitCore(BatchCore):
         bits = (torch.arange(d, device=dev)[None, :] >> torch.arange(n - 1, -1, -1, device=dev)[:, None]) & 1
         # the parts of a matrix that a Z_q measurement keeps: entries with a_q = b_q, Pauli strings with 1 or Z on q
         self._kept_entries = (bits[:, :, None] == bits[:, None, :]).flatten(1).to(torch.float64)  # (n, d²)
-        self._kept_paulis = ((K.pauli_basis(n, dev)[1] % 3) == 0).T.to(torch.float64)  # (n, 4ⁿ)
+        self._kept_paulis = ((K.pauli_labels(n, dev) % 3) == 0).T.to(torch.float64)  # (n, 4ⁿ)
         decay = math.exp(-2.0 / self.t_dec)
         self._flip_probability = (1.0 - decay) / 2  # bit flip p = (1 − e^(−2Δt/T_dec))/2 per step
         if noise == "correlated":
@@ -296,7 +296,7 @@ class QubitCore(BatchCore):
 
     @property
     def masks_actions(self) -> bool:
-        """:meth:`action_mask` reads the ``"pairs"`` or the ``"state"`` observation."""
+        """:meth:`action_mask` reads the ``"pairs"``, ``"state"`` or ``"pauli"`` observation."""
         return self.obs_mode in ("pairs", "state", "pauli")
 
     def action_mask(self, obs: torch.Tensor) -> torch.Tensor:

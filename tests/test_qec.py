@@ -364,45 +364,17 @@ def test_bad_explicit_connectivity_is_refused(connectivity):
         gym.make(ENV_ID, connectivity=connectivity)
 
 
-def test_action_mask_rules_out_exactly_the_measurements_that_reveal_the_state():
-    """On the pairs view, measure(q) is masked iff qubit q carries the logical X: over random play every
-    masked measurement ends the episode (paying −R_Q(t) T_dec/2) and no allowed one does; other actions are
-    always allowed."""
-    envs = QubitErrorCorrectionVectorEnv(num_envs=64, t_dec=100.0, obs_mode="pairs")
-    obs, _ = envs.reset(seed=0)
-    measure = torch.tensor([name.startswith("measure") for name in envs.action_names])
-    generator = torch.Generator().manual_seed(0)
-    fresh = torch.ones(64, dtype=torch.bool)   # this step acts (not the autoreset step after an ending)
-    counts = [0, 0]
-    for _ in range(200):
-        mask = envs.core.action_mask(obs)
-        assert bool(mask[:, ~measure].all())
-        actions = torch.randint(0, len(measure), (64,), generator=generator)
-        allowed = mask[torch.arange(64), actions]
-        before = envs.core.recoverable.clone()
-        obs, reward, terminated, truncated, _ = envs.step(actions)
-        measured = measure[actions] & fresh
-        assert bool(terminated[measured & ~allowed].all()) and not bool(terminated[measured & allowed].any())
-        torch.testing.assert_close(reward[measured & ~allowed], (-50 * before[measured & ~allowed]).float())
-        counts[0] += int((measured & ~allowed).sum())
-        counts[1] += int((measured & allowed).sum())
-        fresh = ~(terminated | truncated)
-    assert min(counts) > 100
-    with pytest.raises(ValueError, match="obs_mode='pairs', 'state' or 'pauli'"):
-        QubitErrorCorrectionVectorEnv(num_envs=2).core.action_mask(torch.zeros(2, 18))
-
-
 def _play_masked(envs: QubitErrorCorrectionVectorEnv, steps: int, other=None) -> list[int]:
-    """Random play for ``steps`` steps: every measurement the state view's mask rules out ends its episode
-    and no allowed one does; with ``other`` (the same env on the pairs view) the two masks agree where an
-    episode goes on.
+    """Random play for ``steps`` steps: ``envs.action_mask`` allows every action but measurements; every
+    measurement it rules out ends its episode, paying −R_Q(t) T_dec/2, and no allowed one does; with ``other``
+    (the same env on another view) the two masks agree where an episode goes on.
     Returns [masked measurements, allowed measurements] tried."""
     num_envs = envs.num_envs
     obs, _ = envs.reset(seed=0)
     other_obs = other.reset(seed=0)[0] if other is not None else None
     measure = torch.tensor([name.startswith("measure") for name in envs.action_names])
     generator = torch.Generator().manual_seed(0)
-    fresh = torch.ones(num_envs, dtype=torch.bool)
+    fresh = torch.ones(num_envs, dtype=torch.bool)   # this step acts (not the autoreset step after an ending)
     counts = [0, 0]
     for _ in range(steps):
         mask = envs.action_mask(obs)
@@ -411,15 +383,27 @@ def _play_masked(envs: QubitErrorCorrectionVectorEnv, steps: int, other=None) ->
             assert torch.equal(mask[fresh], other.action_mask(other_obs)[fresh])
         actions = torch.randint(0, len(measure), (num_envs,), generator=generator)
         allowed = mask[torch.arange(num_envs), actions]
-        obs, _, terminated, truncated, _ = envs.step(actions)
+        before = envs.core.recoverable.clone()
+        obs, reward, terminated, truncated, _ = envs.step(actions)
         if other is not None:
             other_obs = other.step(actions)[0]
         measured = measure[actions] & fresh
         assert bool(terminated[measured & ~allowed].all()) and not bool(terminated[measured & allowed].any())
-        counts[0] += int((measured & ~allowed).sum())
+        revealed = measured & ~allowed
+        torch.testing.assert_close(reward[revealed], (-envs.core.t_dec / 2 * before[revealed]).float())
+        counts[0] += int(revealed.sum())
         counts[1] += int((measured & allowed).sum())
         fresh = ~(terminated | truncated)
     return counts
+
+
+def test_action_mask_rules_out_exactly_the_measurements_that_reveal_the_state():
+    """On the pairs view, measure(q) is masked iff qubit q carries the logical X: over random play every
+    masked measurement ends the episode (paying −R_Q(t) T_dec/2) and no allowed one does; other actions are
+    always allowed."""
+    assert min(_play_masked(QubitErrorCorrectionVectorEnv(num_envs=64, t_dec=100.0, obs_mode="pairs"), 200)) > 100
+    with pytest.raises(ValueError, match="obs_mode='pairs', 'state' or 'pauli'"):
+        QubitErrorCorrectionVectorEnv(num_envs=2).core.action_mask(torch.zeros(2, 18))
 
 
 def test_state_view_mask_rules_out_the_revealing_measurements_with_hadamards():

@@ -48,17 +48,23 @@ def cnot_permutation(n: int, control: int, target: int, device: torch.device = t
     return index ^ (_bit(index, n, control) << (n - 1 - target))
 
 
+def pauli_labels(n: int, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The labels i_q (4ⁿ, n) of the Pauli strings σ_{i₀} ⊗ … ⊗ σ_{iₙ₋₁} (σ₀..₃ = 1, X, Y, Z) in the order of
+    :func:`pauli_basis`: string index Σ_q i_q 4^(n−1−q) (qubit 0 most significant)."""
+    index = torch.arange(4**n, device=device)[:, None]
+    return index // 4 ** torch.arange(n - 1, -1, -1, device=device) % 4
+
+
 @functools.lru_cache(maxsize=None)
 def pauli_basis(n: int, device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 4ⁿ Pauli strings P = σ_{i₀} ⊗ … ⊗ σ_{iₙ₋₁} (σ₀..₃ = 1, X, Y, Z) as matrices (4ⁿ, d, d) complex128,
-    string index Σ_q i_q 4^(n−1−q) (qubit 0 most significant), and their labels i_q (4ⁿ, n)."""
+    """The 4ⁿ Pauli strings as matrices (4ⁿ, d, d) complex128, in the order of :func:`pauli_labels`, and
+    their labels (4ⁿ, n)."""
     sigma = torch.tensor([[[1, 0], [0, 1]], [[0, 1], [1, 0]], [[0, -1j], [1j, 0]], [[1, 0], [0, -1]]],
                          dtype=torch.complex128, device=device)
-    strings, labels = sigma, torch.arange(4, device=device)[:, None]
+    strings = sigma
     for _ in range(n - 1):
         strings = torch.einsum("axy,buv->abxuyv", strings, sigma).reshape(len(strings) * 4, *(2 * strings.shape[-1],) * 2)
-        labels = torch.cat([labels.repeat_interleave(4, 0), torch.arange(4, device=device).repeat(len(labels))[:, None]], 1)
-    return strings, labels
+    return strings, pauli_labels(n, device)
 
 
 def pauli_coefficients(rho: torch.Tensor, n: int) -> torch.Tensor:
