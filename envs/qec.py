@@ -95,7 +95,9 @@ class QubitCore(BatchCore):
     pairs {a, a⊕v} with one common v = M e₀ per sub-env (the logical X on the register's basis). The
     core then keeps only those 2ⁿ⁻¹ blocks (``pairs`` (B, 4, 4, 2ⁿ⁻¹), Pauli coordinates of each block,
     see :func:`~physrl.envs.kernels.qubit_pairs.to_pairs`) and ``shift`` v (B,), and R_Q has a closed-form
-    trace norm. With ``hadamard=True`` it keeps the dense matrices ``dense`` (B, 4, d, d) complex128.
+    trace norm. With ``hadamard=True`` it keeps the dense matrices ``dense`` (B, 4, d, d) complex128; under
+    Pauli noise (every ``noise`` but ``"correlated"``) they are in pair form in a Clifford ``frame`` (B, d, d)
+    (:func:`~physrl.envs.kernels.qubit_pairs.frame_pairs`), which R_Q reads with the same closed form.
     :attr:`rho` gives the dense matrices either way.
     """
 
@@ -178,6 +180,9 @@ class QubitCore(BatchCore):
             self.shift = torch.full((self.num_envs,), self.initial_shift, dtype=torch.int64, device=dev)
         else:
             self.dense = self._initial.expand(self.num_envs, -1, -1, -1).clone()
+        self.framed = not self.pair_form and noise != "correlated"
+        if self.framed:
+            self.frame = torch.eye(d, dtype=torch.complex128, device=dev).expand(self.num_envs, -1, -1).clone()
         self.recoverable = torch.ones(self.num_envs, dtype=torch.float64, device=dev)
         self.direction = torch.zeros(self.num_envs, 3, dtype=torch.float64, device=dev)
         self.last_action = torch.full((self.num_envs,), -1, dtype=torch.int64, device=dev)
@@ -187,9 +192,9 @@ class QubitCore(BatchCore):
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """The channel (``pairs`` and ``shift`` in pair form, else ``dense``), the last R_Q and its
+        """The channel (``pairs`` and ``shift`` in pair form, else ``dense``, and its Clifford ``frame``), the last R_Q and its
         minimiser, the last action and outcomes, the episode's record and the recent actions."""
-        channel = ("pairs", "shift") if self.pair_form else ("dense",)
+        channel = ("pairs", "shift") if self.pair_form else ("dense", "frame") if self.framed else ("dense",)
         return (*channel, "recoverable", "direction", "last_action", "last_outcome", "history", "recent")
 
     # ------------------------------------------------------------------ names
@@ -226,6 +231,8 @@ class QubitCore(BatchCore):
             self.shift[index] = self.initial_shift
         else:
             self.dense[index] = self._initial
+        if self.framed:
+            self.frame[index] = torch.eye(self.dim, dtype=torch.complex128, device=self.device)
         self.recoverable[index] = 1.0
         self.direction[index] = torch.tensor([0.0, 0.0, 1.0], dtype=torch.float64, device=self.device)
         self.last_action[index] = -1
@@ -417,18 +424,22 @@ class QubitCore(BatchCore):
         rho = self.apply_noise(self.dense)
         if bool(self._is_perm[actions].any()):
             rho = K.permute(rho, self._perms[actions])
+            if self.framed:
+                self.frame = K.permute_rows(self.frame, self._perms[actions])
         h_qubit = self._h_qubit[actions]
         for q in range(n):
             hit = (h_qubit == q).nonzero().squeeze(1)
             if len(hit):
                 rho[hit] = K.hadamard(rho[hit], n, q)
+                if self.framed:
+                    self.frame[hit] = K.one_qubit_left(self.frame[hit], K.hadamard_matrix(self.device), n, q)
         outcome = torch.full((self.num_envs,), -1, dtype=torch.int64, device=self.device)
         averaged = torch.zeros(self.num_envs, dtype=torch.float64, device=self.device)
         new_recoverable = torch.zeros_like(averaged)
         new_direction = self.direction.clone()
         quiet = (m_qubit < 0).nonzero().squeeze(1)
         if len(quiet):
-            value, direction = R.recoverable_information(rho[quiet, 1:], self.direction[quiet], WARM_ITERATIONS)
+            value, direction = self._recoverable(rho[quiet, 1:], quiet, self.direction[quiet])
             averaged[quiet], new_recoverable[quiet], new_direction[quiet] = value, value, direction
         for q in self.measurable:
             hit = (m_qubit == q).nonzero().squeeze(1)
@@ -442,12 +453,17 @@ class QubitCore(BatchCore):
         """Z measurement of qubit ``q`` in the sub-envs ``hit``: both branches' R_Q, Born sampling, projection."""
         n = self.n_qubits
         sub = rho[hit]
+        if self.framed:
+            self.frame[hit] = P.frame_after_measurement(self.frame[hit], n, q)
         branch_values, branch_directions, probabilities = [], [], []
         for m in (0, 1):
-            keep = K.outcome_indices(n, q, m, self.device)
-            block = sub[:, :, keep][:, :, :, keep]
+            if self.framed:
+                block = K.project(sub, n, q, m)
+            else:  # the outcome's subspace alone: eigendecompositions of half the size
+                keep = K.outcome_indices(n, q, m, self.device)
+                block = sub[:, :, keep][:, :, :, keep]
             probabilities.append(torch.diagonal(block[:, 0], dim1=-2, dim2=-1).real.sum(-1))
-            value, direction = R.recoverable_information(block[:, 1:], self.direction[hit], WARM_ITERATIONS)
+            value, direction = self._recoverable(block[:, 1:], hit, self.direction[hit])
             branch_values.append(value)
             branch_directions.append(direction)
         got = (uniform >= probabilities[0]).to(torch.int64)
@@ -458,6 +474,15 @@ class QubitCore(BatchCore):
         new_recoverable[hit] = torch.where(chosen, branch_values[1], branch_values[0]) / probability
         new_direction[hit] = torch.where(chosen[:, None], branch_directions[1], branch_directions[0])
         outcome[hit] = got
+
+    def _recoverable(self, delta: torch.Tensor, index: torch.Tensor, start: torch.Tensor
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """R_Q and its minimiser for δρx, δρy, δρz (b, 3, d, d) of the sub-envs ``index`` (dense path): in
+        their Clifford frames with the closed-form block norm, or by eigendecompositions (correlated noise)."""
+        if self.framed:
+            blocks = P.frame_pairs(delta, self.frame[index], self.n_qubits)
+            return R.recoverable_information_pairs(blocks, start, WARM_ITERATIONS, bracket=True)
+        return R.recoverable_information(delta, start, WARM_ITERATIONS)
 
     # ------------------------------------------------------------------ rendering
     def episode_summary(self, i: int, frames: list[np.ndarray]) -> dict[str, Any]:

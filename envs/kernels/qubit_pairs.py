@@ -126,3 +126,84 @@ def project_pairs(pairs: torch.Tensor, keep_rep: torch.Tensor, keep_partner: tor
     rep, partner = keep_rep[:, None], keep_partner[:, None]
     alpha, gamma, both = (c0 + cz) / 2 * rep, (c0 - cz) / 2 * partner, rep & partner
     return torch.stack([alpha + gamma, cx * both, cy * both, alpha - gamma], 2)
+
+
+# ------------------------------------------------------------------ Clifford frames
+# A Hadamard leaves the pair form of the register's basis, but Clifford gates and Pauli noise keep it in a
+# moving frame (the Gottesman–Knill theorem; Gottesman, arXiv:quant-ph/9807006): ρ = U ρ' U† with ρ'
+# block diagonal in the pairs {a, a ⊕ e₀}, e₀ the bit of qubit 0 (the logical qubit, next to a record of
+# the other qubits' errors, whose reference stabilisers are Z₁ … Z_{n−1}). The frame U follows the gates
+# (U ← G U); Pauli noise leaves it alone (U† E U is a Pauli, which moves pairs to pairs); a Z_q measurement
+# changes it only where U† Z_q U anticommutes with a reference stabiliser (:func:`measurement_frame_change`).
+
+def pauli_parts(pauli: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bit masks (x, z) (B,) of Pauli matrices (B, d, d) ∝ X^x Z^z, with (X^x Z^z)_ab = δ_{a, b⊕x} (−1)^{z·b}.
+
+    Row a holds its one entry at column a ⊕ x, and the entry of row 2ᵏ over that of row 0 is (−1)^{z_k}.
+    """
+    d = pauli.shape[-1]
+    x = pauli[:, 0].abs().argmax(-1)
+    powers = 1 << torch.arange(d.bit_length() - 1, device=pauli.device)
+    first = pauli[:, 0].gather(1, x[:, None])  # (B, 1)
+    rows = pauli[:, powers].gather(2, (powers[None, :] ^ x[:, None])[:, :, None]).squeeze(2)  # (B, log d)
+    z = (((rows * first.conj()).real < 0).long() * powers).sum(1)
+    return x, z
+
+
+@functools.lru_cache(maxsize=None)
+def _gate(n: int, kind: str, j: int, k: int = -1) -> torch.Tensor:
+    """A dense Clifford gate (d, d) complex128 on qubits j (control) and k: cnot, cz, s or h."""
+    d, index = 2**n, torch.arange(2**n)
+    bit_j, bit_k = (index >> (n - 1 - j)) & 1, (index >> (n - 1 - k)) & 1 if k >= 0 else None
+    if kind == "cnot":
+        return torch.eye(d, dtype=torch.complex128)[index ^ (bit_j << (n - 1 - k))]
+    if kind == "cz":
+        return torch.diag((1 - 2 * bit_j * bit_k).to(torch.complex128))
+    if kind == "s":
+        return torch.diag(torch.where(bit_j == 1, 1j, 1.0 + 0j).to(torch.complex128))
+    h = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.complex128) / 2**0.5
+    return torch.kron(torch.kron(torch.eye(2**j, dtype=torch.complex128), h), torch.eye(2 ** (n - 1 - j), dtype=torch.complex128))
+
+
+def measurement_frame_change(pauli: torch.Tensor, n: int) -> torch.Tensor | None:
+    """A Clifford W (d, d) with W P W† = ±Z_j and W Z_k Z_j^{x_k} W† = Z_k for k ∉ {0, j}, for a Pauli P ∝ X^x Z^z (d, d) (a measured
+    Z_q seen in the frame) that anticommutes with some reference stabiliser Z_j, j ≥ 1 (the highest such j);
+    None where it commutes with all of them (a stabiliser or a logical operator: the projection keeps pairs).
+
+    After the measurement the state's stabilisers are ±P and Z_k Z_j^{x_k}, which W maps back to the
+    reference ones, so W ρ' W† is in pair form again (the frame becomes U W†). Gates: CNOT(j → k) clears
+    P's other X parts, S_j turns its Y_j into X_j, CZ(j, k) clears its other Z parts, H_j makes X_j a Z_j.
+    """
+    x, _ = pauli_parts(pauli[None])
+    record = int(x) & ((1 << (n - 1)) - 1)
+    if record == 0:
+        return None
+    j = n - 1 - (record & -record).bit_length() + 1
+    w = torch.eye(2**n, dtype=torch.complex128, device=pauli.device)
+    for k in range(n):
+        if k != j and (int(x) >> (n - 1 - k)) & 1:
+            w = _gate(n, "cnot", j, k).to(pauli.device) @ w
+    _, z = pauli_parts((w @ pauli @ w.mH)[None])
+    gates = [_gate(n, "s", j)] if (int(z) >> (n - 1 - j)) & 1 else []
+    gates += [_gate(n, "cz", j, k) for k in range(n) if k != j and (int(z) >> (n - 1 - k)) & 1]
+    for gate in [*gates, _gate(n, "h", j)]:
+        w = gate.to(pauli.device) @ w
+    return w
+
+
+def frame_after_measurement(frame: torch.Tensor, n: int, q: int) -> torch.Tensor:
+    """The Clifford frames (B, d, d) after a Z_q measurement (either outcome): U W† where W is
+    :func:`measurement_frame_change` of U† Z_q U, unchanged where that is None."""
+    sign = 1.0 - 2.0 * ((torch.arange(2**n, device=frame.device) >> (n - 1 - q)) & 1).to(frame.dtype)
+    paulis = (frame.mH * sign) @ frame
+    x, _ = pauli_parts(paulis)
+    out = frame.clone()
+    for i in ((x & ((1 << (n - 1)) - 1)) != 0).nonzero().squeeze(1).tolist():
+        out[i] = frame[i] @ measurement_frame_change(paulis[i], n).mH
+    return out
+
+
+def frame_pairs(rho: torch.Tensor, frame: torch.Tensor, n: int) -> torch.Tensor:
+    """Pair form (B, M, 4, d/2) of matrices ρ (B, M, d, d) seen in their Clifford frames (B, d, d): U† ρ U."""
+    shift = torch.full((rho.shape[0],), 1 << (n - 1), dtype=torch.int64, device=rho.device)
+    return to_pairs(frame.mH[:, None] @ rho @ frame[:, None], shift, n)

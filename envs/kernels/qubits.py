@@ -88,19 +88,32 @@ def permute(rho: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
     return rho.gather(-2, rows).gather(-1, cols)
 
 
+def permute_rows(matrix: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
+    """U M for the permutation unitary of :func:`permute` (one gate per batch element: ``perm`` (B, d), ``matrix`` (B, d, d))."""
+    return matrix.gather(-2, perm[:, :, None].expand(matrix.shape))
+
+
+def one_qubit_left(matrix: torch.Tensor, unitary: torch.Tensor, n: int, q: int) -> torch.Tensor:
+    """U_q M for a 2×2 ``unitary`` acting on qubit ``q`` (left multiplication only)."""
+    d, left, right = 2**n, 2**q, 2 ** (n - 1 - q)
+    batch = matrix.shape[:-2]
+    out = torch.einsum("ij,...ajbc->...aibc", unitary.to(matrix.dtype), matrix.reshape(*batch, left, 2, right, d))
+    return out.reshape(matrix.shape)
+
+
 def apply_one_qubit(rho: torch.Tensor, unitary: torch.Tensor, n: int, q: int) -> torch.Tensor:
     """U_q ρ U_q† for a 2×2 ``unitary`` acting on qubit ``q``."""
-    d, left, right = 2**n, 2**q, 2 ** (n - 1 - q)
-    batch = rho.shape[:-2]
-    u = unitary.to(rho.dtype)
-    out = torch.einsum("ij,...ajbc->...aibc", u, rho.reshape(*batch, left, 2, right, d))
-    out = torch.einsum("...caib,ji->...cajb", out.reshape(*batch, d, left, 2, right), u.conj())
-    return out.reshape(rho.shape)
+    return one_qubit_left(one_qubit_left(rho, unitary, n, q).mH, unitary, n, q).mH
 
 
 def hadamard(rho: torch.Tensor, n: int, q: int) -> torch.Tensor:
     """Hadamard on qubit ``q``."""
-    return apply_one_qubit(rho, torch.tensor(HADAMARD, dtype=torch.float64, device=rho.device), n, q)
+    return apply_one_qubit(rho, hadamard_matrix(rho.device), n, q)
+
+
+def hadamard_matrix(device: torch.device | str = "cpu") -> torch.Tensor:
+    """The 2×2 Hadamard (float64)."""
+    return torch.tensor(HADAMARD, dtype=torch.float64, device=device)
 
 
 def _popcount(x: torch.Tensor, n: int) -> torch.Tensor:
