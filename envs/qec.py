@@ -644,7 +644,12 @@ class QubitErrorCorrectionEnv(_ActionTable, SingleEnv):
         ½(c₀ 1 + c·σ); a block's trace norm is max(|c₀|, ‖c‖), so R_Q = min over n of
         Σ_k max(|t_k·n|, ‖W_k n‖) needs no eigendecomposition: two warm-started trust-region Newton
         steps on the sphere per step (:func:`~physrl.envs.kernels.recoverable_information.recoverable_information_pairs`).
-        With ``hadamard=True`` the core keeps the dense complex128 matrices; there the warm-started
+        With ``hadamard=True`` the core keeps the dense complex128 matrices. Under Pauli noise (every
+        ``noise`` but ``"correlated"``) they are still in pair form, in a Clifford frame U that follows
+        the gates (Gottesman–Knill): U†ρU is block diagonal in the pairs {a, a⊕e₀}, and U changes at a
+        measurement only where U†Z_qU anticommutes with some Z_j, j ≥ 1
+        (:func:`~physrl.envs.kernels.qubit_pairs.measurement_frame_change`), so R_Q keeps the closed
+        form; under collective dephasing R_Q needs eigendecompositions. Either way the warm-started
         search runs until it has converged (at most 16 Newton steps) and is bracketed by a 48-direction
         grid: where a grid direction comes within 5% of the warm value, the best grid directions are
         refined too (a warm start can sit in a basin that is no longer the lowest after a measurement).

@@ -9,7 +9,7 @@ import torch
 
 from physrl.agents.reference.qec import (HAND_WRITTEN_CODES, RepetitionCodePolicy, ScheduledPolicy, effective_lifetime,
                                         idle_policy)
-from physrl.envs.kernels import qubits as K, recoverable_information as R
+from physrl.envs.kernels import qubit_pairs as P, qubits as K, recoverable_information as R
 from physrl.envs.qec import QubitErrorCorrectionVectorEnv, step_reward
 
 ENV_ID = "physrl/QubitErrorCorrection-v0"
@@ -442,6 +442,30 @@ def test_dense_path_tracks_the_global_minimum_of_the_recoverable_information(noi
             best, _ = R.recoverable_information(envs.core.rho[:, 1:], grid=200, refine=6, iterations=40)
             worst = max(worst, float((envs.core.recoverable - best).max()))
     assert worst < 1e-4
+
+
+@pytest.mark.parametrize("noise", ["bitflip", "dephasing", "bitflip+dephasing"])
+def test_hadamard_path_keeps_the_channel_in_pair_form_in_its_clifford_frame(noise):
+    """Under Pauli noise the dense matrices of random episodes with Hadamards (measurements included) are block
+    diagonal on the pairs {a, a ⊕ e₀} seen in the core's Clifford frame, and the frame is unitary; so R_Q is
+    the closed-form pair search's. Collective dephasing is not a Pauli channel: no frame there."""
+    envs = QubitErrorCorrectionVectorEnv(num_envs=8, noise=noise, hadamard=True, t_dec=100.0, max_steps=50)
+    envs.reset(seed=5)
+    generator = torch.Generator().manual_seed(1)
+    shift = torch.full((8,), 8)
+    frame_changes = 0
+    for _ in range(50):
+        before = envs.core.frame.clone()
+        envs.step(torch.randint(0, envs.single_action_space.n, (8,), generator=generator))
+        core = envs.core
+        seen = core.frame.mH[:, None] @ core.rho @ core.frame[:, None]
+        torch.testing.assert_close(P.from_pairs(P.frame_pairs(core.rho, core.frame, 4), shift, 4), seen,
+                                   rtol=0, atol=1e-12)
+        torch.testing.assert_close(core.frame @ core.frame.mH, torch.eye(16, dtype=torch.complex128).expand(8, -1, -1))
+        measured = torch.tensor([name.startswith("measure") for name in core.action_names])[core.last_action]
+        frame_changes += int(((core.frame - before).abs().amax((1, 2)) > 1e-9)[measured & (core.elapsed > 1)].sum())
+    assert frame_changes > 0
+    assert not QubitErrorCorrectionVectorEnv(num_envs=1, noise="correlated", hadamard=True).core.framed
 
 
 def test_pauli_view_holds_the_channel_matrices_in_the_pauli_basis():

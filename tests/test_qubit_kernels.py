@@ -233,6 +233,100 @@ def test_projections_in_pair_form_match_the_dense_kernel(q):
         torch.testing.assert_close(P.from_pairs(projected, shift, N), K.project(rho, N, q, m), rtol=0, atol=1e-15)
 
 
+def test_left_multiplications_match_qutip():
+    """U_q M (Hadamard on each qubit) and the permutation unitary of a CNOT times M, M not Hermitian."""
+    matrix = torch.randn(2, 2**N, 2**N, dtype=torch.complex128, generator=torch.Generator().manual_seed(6))
+    h = qutip.Qobj(np.array(K.HADAMARD))
+    for q in range(N):
+        expected = [(on(h, q) * qutip.Qobj(m.numpy(), dims=[[2] * N] * 2)).full() for m in matrix]
+        np.testing.assert_allclose(K.one_qubit_left(matrix, K.hadamard_matrix(), N, q).numpy(), expected, atol=1e-12)
+    cnot = qutip.Qobj(np.eye(2**N)[K.cnot_permutation(N, 0, 2).numpy()], dims=[[2] * N] * 2)
+    expected = [(cnot * qutip.Qobj(m.numpy(), dims=[[2] * N] * 2)).full() for m in matrix]
+    perm = K.cnot_permutation(N, 0, 2).expand(2, -1)
+    np.testing.assert_allclose(K.permute_rows(matrix, perm).numpy(), expected, atol=1e-15)
+    rho = matrix + matrix.mH
+    torch.testing.assert_close(K.permute_rows(K.permute_rows(rho, perm).mH, perm).mH, K.permute(rho, perm))
+
+
+def test_pauli_parts_read_every_pauli_string_with_any_phase():
+    """(x, z) of c·σ for all 4^N strings and c ∈ {±1, ±i}: X or Y on qubit q sets bit q of x, Z or Y that of z."""
+    strings, labels = K.pauli_basis(N)
+    weights = 1 << torch.arange(N - 1, -1, -1)
+    for phase in (1, -1, 1j, -1j):
+        x, z = P.pauli_parts(phase * strings)
+        assert torch.equal(x, (((labels == 1) | (labels == 2)).long() * weights).sum(1))
+        assert torch.equal(z, (((labels == 3) | (labels == 2)).long() * weights).sum(1))
+
+
+def random_clifford(seed: int, n: int = N, gates: int = 24) -> torch.Tensor:
+    """A random Clifford unitary (d, d): a product of CNOTs, Hadamards and S = diag(1, i) gates."""
+    generator = torch.Generator().manual_seed(seed)
+    u = torch.eye(2**n, dtype=torch.complex128)
+    s = torch.tensor([[1, 0], [0, 1j]], dtype=torch.complex128)
+    for _ in range(gates):
+        a, b = torch.randperm(n, generator=generator)[:2].tolist()
+        kind = int(torch.randint(0, 3, (), generator=generator))
+        if kind == 0:
+            u = K.permute_rows(u[None], K.cnot_permutation(n, a, b)[None])[0]
+        else:
+            u = K.one_qubit_left(u, K.hadamard_matrix() if kind == 1 else s, n, a)
+    return u
+
+
+def z_on(q: int, n: int = N) -> torch.Tensor:
+    return torch.diag(1.0 - 2.0 * ((torch.arange(2**n) >> (n - 1 - q)) & 1)).to(torch.complex128)
+
+
+def test_measurement_frame_change_takes_the_measured_pauli_to_a_reference_stabiliser():
+    """For P = U† Z_q U (U a random Clifford): None exactly where P commutes with Z₁ … Z_{N−1}; otherwise a
+    unitary W with W P W† = ±Z_j for the highest j with x_j = 1, and W Z_k Z_j^{x_k} W† = Z_k for k ∉ {0, j}."""
+    changed = kept = 0
+    for seed in range(60):
+        u, q = random_clifford(seed), seed % N
+        pauli = u.mH @ z_on(q) @ u
+        x, _ = P.pauli_parts(pauli[None])
+        anticommuting = [k for k in range(1, N) if (int(x) >> (N - 1 - k)) & 1]
+        w = P.measurement_frame_change(pauli, N)
+        if not anticommuting:
+            assert w is None
+            kept += 1
+            continue
+        changed += 1
+        j = anticommuting[-1]
+        torch.testing.assert_close(w @ w.mH, torch.eye(2**N, dtype=torch.complex128))
+        image = w @ pauli @ w.mH
+        sign = image[0, 0].real
+        assert abs(sign) == pytest.approx(1.0) and image.imag.abs().max() < 1e-12
+        torch.testing.assert_close(image, sign * z_on(j), rtol=0, atol=1e-12)
+        for k in set(range(1, N)) - {j}:
+            stabiliser = z_on(k) @ z_on(j) if k in anticommuting else z_on(k)
+            torch.testing.assert_close(w @ stabiliser @ w.mH, z_on(k), rtol=0, atol=1e-12)
+    assert changed > 10 and kept > 10
+
+
+def test_a_measurement_in_a_clifford_frame_leaves_matrices_in_pair_form():
+    """ρ = U ρ' U† with ρ' block diagonal on the pairs {a, a ⊕ e₀} (any blocks) and U a random Clifford: after
+    Π_m ρ Π_m for a Z_q measurement, the new frame (:func:`frame_after_measurement`) sees pair form again,
+    with nothing outside the blocks. Without the frame change the anticommuting cases would not be."""
+    batch, d = 24, 2**N
+    frames = torch.stack([random_clifford(100 + b) for b in range(batch)])
+    shift = torch.full((batch,), d // 2)
+    pairs = torch.randn(batch, 4, 4, d // 2, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    rho = frames[:, None] @ P.from_pairs(pairs, shift, N) @ frames.mH[:, None]
+    torch.testing.assert_close(P.frame_pairs(rho, frames, N), pairs, rtol=0, atol=1e-13)
+    lost = 0
+    for q in range(N):
+        new_frames = P.frame_after_measurement(frames, N, q)
+        for m in (0, 1):
+            projected = K.project(rho, N, q, m)
+            seen = new_frames.mH[:, None] @ projected @ new_frames[:, None]
+            torch.testing.assert_close(P.from_pairs(P.frame_pairs(projected, new_frames, N), shift, N), seen,
+                                       rtol=0, atol=1e-13)
+            stale = frames.mH[:, None] @ projected @ frames[:, None]
+            lost += int(((stale - P.from_pairs(P.to_pairs(stale, shift, N), shift, N)).abs() > 1e-6).any())
+    assert lost > 0
+
+
 def test_closed_form_recoverable_information_matches_a_fine_brute_force_grid():
     """Random traceless blocks (as in the env: every block of δρᵢ is traceless until a measurement cuts the
     pairs, which reveals the state) with R_Q ~ 1: within 1e-3 of a 20 000-point grid, never worse than it,

@@ -7,7 +7,8 @@ The channel of a logical qubit stored in qubit 0 starts like that (v = e₀). :f
 the 2ⁿ⁻¹ blocks as Pauli coordinates; R_Q then needs no eigendecomposition (a 2×2 block
 ½(c₀ + c·σ) has trace norm max(|c₀|, ‖c‖); see
 :func:`~physrl.envs.kernels.recoverable_information.recoverable_information_pairs`). The basis
-convention is that of :mod:`physrl.envs.kernels.qubits` (qubit 0 the most significant bit).
+convention is that of :mod:`physrl.envs.kernels.qubits` (qubit 0 the most significant bit). With
+Hadamards the matrices stay in pair form (v = e₀) in a Clifford frame (the end of this module).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 import functools
 
 import torch
+
+from physrl.envs.kernels import qubits as K
 
 
 def _pair_slot(a: int, v: int) -> tuple[int, bool]:
@@ -152,17 +155,15 @@ def pauli_parts(pauli: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 @functools.lru_cache(maxsize=None)
 def _gate(n: int, kind: str, j: int, k: int = -1) -> torch.Tensor:
-    """A dense Clifford gate (d, d) complex128 on qubits j (control) and k: cnot, cz, s or h."""
-    d, index = 2**n, torch.arange(2**n)
-    bit_j, bit_k = (index >> (n - 1 - j)) & 1, (index >> (n - 1 - k)) & 1 if k >= 0 else None
+    """A Clifford gate (d, d) complex128 on qubit j (the control) and k: "cnot", "cz", "s" = diag(1, i) or "h"."""
+    eye = torch.eye(2**n, dtype=torch.complex128)
     if kind == "cnot":
-        return torch.eye(d, dtype=torch.complex128)[index ^ (bit_j << (n - 1 - k))]
-    if kind == "cz":
-        return torch.diag((1 - 2 * bit_j * bit_k).to(torch.complex128))
-    if kind == "s":
-        return torch.diag(torch.where(bit_j == 1, 1j, 1.0 + 0j).to(torch.complex128))
-    h = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.complex128) / 2**0.5
-    return torch.kron(torch.kron(torch.eye(2**j, dtype=torch.complex128), h), torch.eye(2 ** (n - 1 - j), dtype=torch.complex128))
+        return eye[K.cnot_permutation(n, j, k)]
+    if kind == "h":
+        return K.one_qubit_left(eye, K.hadamard_matrix(), n, j)
+    bit = (torch.arange(2**n)[:, None] >> torch.tensor([n - 1 - j, n - 1 - k])) & 1
+    phase = torch.where(bit[:, 0] == 1, 1j, 1.0) if kind == "s" else 1.0 - 2.0 * bit[:, 0] * bit[:, 1]
+    return torch.diag(phase.to(torch.complex128))
 
 
 def measurement_frame_change(pauli: torch.Tensor, n: int) -> torch.Tensor | None:

@@ -103,7 +103,7 @@ def one_qubit_left(matrix: torch.Tensor, unitary: torch.Tensor, n: int, q: int) 
 
 def apply_one_qubit(rho: torch.Tensor, unitary: torch.Tensor, n: int, q: int) -> torch.Tensor:
     """U_q ρ U_q† for a 2×2 ``unitary`` acting on qubit ``q``."""
-    return one_qubit_left(one_qubit_left(rho, unitary, n, q).mH, unitary, n, q).mH
+    return one_qubit_left(one_qubit_left(rho, unitary, n, q).mH, unitary, n, q).mH.resolve_conj()
 
 
 def hadamard(rho: torch.Tensor, n: int, q: int) -> torch.Tensor:
