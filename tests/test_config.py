@@ -191,7 +191,7 @@ def test_records_of_shipped_checkpoints_become_run_configs(path):
     hyperparameters = {**config.hyperparameters.defaults(), **record["hyperparameters"]}
     assert config.to_dict() == {**{key: record[key] for key in ("env_id", "env_kwargs", "agent", "seed", "num_envs",
                                                                 "total_steps", "device")},
-                                "hyperparameters": hyperparameters}
+                                "hyperparameters": hyperparameters, "init_from": ""}  # runs from scratch
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "training" / "configs").glob("*.yaml")), ids=lambda p: p.name)

@@ -16,9 +16,10 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 import physrl.agents
 from physrl.training import load_policy, train
-from physrl.training.checkpoint import load_checkpoint
+from physrl.training.checkpoint import TRAINING_STATE, load_checkpoint
 from physrl.training.cli import main
 from physrl.training.evaluate import evaluate
+from physrl.training.train import prepare
 from physrl.agents.sb3 import SB3VecEnv
 
 WALKER = "physrl/RandomWalker-v0"
@@ -297,6 +298,69 @@ def test_resumed_run_equals_uninterrupted_run(agent, tmp_path):
     expected, resumed = load_checkpoint(straight), load_checkpoint(split)
     assert resumed["global_step"] == expected["global_step"]
     assert_same(resumed["state"], expected["state"])
+
+
+@pytest.mark.parametrize("agent", sorted(OUR_RUNS))
+def test_init_from_starts_a_new_run_from_a_trained_policy(agent, tmp_path):
+    """A curriculum stage: the new run starts at step 0 with the first run's trained policy (what
+    export_policy keeps, and a DQN's target network) but this run's fresh optimiser and random stream."""
+    env_id, env_kwargs, hyperparameters = OUR_RUNS[agent]
+    options = {"num_envs": 2, "total_steps": 64, "env_kwargs": env_kwargs, "hyperparameters": hyperparameters}
+    first = train(env_id, agent, logdir=tmp_path / "a", progress=False, **options)
+    trained = load_checkpoint(first)["state"]
+    started = prepare(env_id, agent, seed=1, logdir=tmp_path / "b", init_from=str(first), **options)
+    fresh = prepare(env_id, agent, seed=1, logdir=tmp_path / "c", **options)
+    state, fresh_state = started.learner.state_dict(), fresh.learner.state_dict()
+    assert started.start_step == 0 and started.learner.global_step == 0
+    assert started.record["init_from"] == str(first) and fresh.record["init_from"] == ""
+    policy_keys = [key for key in trained if key not in (*TRAINING_STATE, "global_step") or key == "target_network"]
+    for key in policy_keys:
+        assert_same(state[key], trained[key], key)
+    assert any(not equal_states(fresh_state[key], trained[key]) for key in policy_keys)  # training changed it
+    for key in set(TRAINING_STATE) & set(state) - {"target_network"}:
+        assert_same(state[key], fresh_state[key], key)
+    for run in (started, fresh):
+        run.envs.close()
+
+
+def test_a_qec_curriculum_moves_a_policy_from_bit_flips_to_dephasing(tmp_path):
+    """Stage 1 on bit flips, stage 2 on dephasing (same spaces: Hadamards in both); the second run trains,
+    records init_from and its own env options, and resumes without reloading the first run's policy."""
+    qec = "physrl/QubitErrorCorrection-v0"
+    options = {"num_envs": 4, "total_steps": 200, "hyperparameters": {"num_steps": 25}, "progress": False}
+    first = train(qec, "deep-pg", env_kwargs={"noise": "bitflip", "hadamard": True}, logdir=tmp_path / "a", **options)
+    second = train(qec, "deep-pg", env_kwargs={"noise": "dephasing", "hadamard": True}, init_from=str(first),
+                   logdir=tmp_path / "b", **options)
+    record = json.loads((second / "config.json").read_text())
+    assert record["init_from"] == str(first) and record["env_kwargs"] == {"noise": "dephasing", "hadamard": True}
+    saved = load_checkpoint(second)["global_step"]
+    assert saved == 200
+    train(resume=second, total_steps=300, progress=False)
+    assert load_checkpoint(second)["global_step"] == 300
+
+
+def test_init_from_refuses_other_agents_spaces_and_networks(tmp_path):
+    qec = "physrl/QubitErrorCorrection-v0"
+    options = {"num_envs": 2, "total_steps": 50, "hyperparameters": {"num_steps": 25}, "logdir": tmp_path}
+    first = train(qec, "deep-pg", progress=False, **options)
+    with pytest.raises(ValueError, match=r"init_from .* holds a 'deep-pg' policy, this run trains 'dqn'"):
+        prepare(qec, "dqn", num_envs=2, logdir=tmp_path, init_from=str(first))
+    with pytest.raises(ValueError, match=r"init_from .*observation_shape.*not the observation or action spaces"):
+        prepare(qec, "deep-pg", env_kwargs={"hadamard": True}, init_from=str(first), **options)
+    with pytest.raises(ValueError, match=r"init_from .*does not fit this run's agent \(other network hyperparameters\?\): "):
+        prepare(qec, "deep-pg", init_from=str(first), **{**options, "hyperparameters": {"hidden_sizes": [8]}})
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        prepare(qec, "deep-pg", init_from=str(tmp_path / "nothing"), **options)
+    with pytest.raises(TypeError, match="init_from must be a checkpoint path"):
+        prepare(qec, "deep-pg", init_from=3, **options)
+
+
+def equal_states(value, expected) -> bool:
+    try:
+        assert_same(value, expected)
+    except AssertionError:
+        return False
+    return True
 
 
 def assert_same(value, expected, where="state"):

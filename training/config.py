@@ -49,6 +49,9 @@ class RunConfig:
     total_steps: int = param(100_000, "env steps to train for in total")
     seed: int = param(0, "seed of envs and agent")
     logdir: str = param("runs", "parent folder of run folders")
+    init_from: str = param("", "checkpoint or run folder whose trained policy starts this run (a curriculum "
+                               "stage on other env options): same agent, network and spaces; its optimiser, "
+                               "schedules and step count start afresh")
 
     def __post_init__(self) -> None:
         if not self.env_id or not self.agent:
@@ -65,6 +68,8 @@ class RunConfig:
         self.total_steps = check_int("total_steps", self.total_steps, 1)
         self.device = str(check_device(self.device))
         self.logdir = str(self.logdir)
+        if not isinstance(self.init_from, str):
+            raise TypeError(f"init_from must be a checkpoint path (a string), got {self.init_from!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:

@@ -44,8 +44,8 @@ from physrl.agents.hyperparameters import Hyperparameters
 from physrl.envs.core import VectorEnv
 from physrl.envs.oscillator import OscillatorStatePrepVectorEnv
 from physrl.envs.validation import check_float
-from physrl.training.checkpoint import (CHECKPOINT_NAME, checkpoint_file, load_checkpoint, make_envs,
-                                        save_checkpoint, space_spec)
+from physrl.training.checkpoint import (CHECKPOINT_NAME, TRAINING_STATE, checkpoint_file, first_line, load_checkpoint,
+                                        make_envs, save_checkpoint, space_spec)
 from physrl.training.config import (FIELDS, RunConfig, assign, check_option_names, hyperparameter_class,
                                     parse_assignment, read_config_file)
 from physrl.training.maze_log import MazeOptimumLog
@@ -255,6 +255,8 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, config: RunC
     config.hyperparameters = learner.config  # resolved against the env (num_steps: the horizon + 1, ...)
     if checkpoint is None:
         start_step = 0
+        if config.init_from:
+            _start_from_policy(learner, config, spaces)
     else:
         start_step = checkpoint["global_step"]
         if config.total_steps <= start_step and "total_steps" in given:
@@ -273,6 +275,27 @@ def prepare(env_id: str | None = None, agent: str | None = None, *, config: RunC
     if rank == 0:
         (run_dir / "config.json").write_text(json.dumps(record, indent=2) + "\n")
     return Run(config, record, envs, learner, run_dir, start_step)
+
+
+def _start_from_policy(learner: Any, config: RunConfig, spaces: dict[str, Any]) -> None:
+    """Load the trained policy of ``config.init_from`` into a fresh ``learner`` (a curriculum stage): the
+    agent's state without what only training keeps (optimiser, rollout, replay buffer, random stream)."""
+    source = load_checkpoint(config.init_from)
+    if source["config"]["agent"] != config.agent:
+        raise ValueError(f"init_from {config.init_from!r} holds a {source['config']['agent']!r} policy, "
+                         f"this run trains {config.agent!r}")
+    changed = [key for key, value in spaces.items() if source["config"][key] != value]
+    if changed:
+        raise ValueError(f"init_from {config.init_from!r}: the env's {changed} differ from the checkpoint's "
+                         "(a curriculum stage may change env options, not the observation or action spaces)")
+    trained = {key: value for key, value in source["state"].items()
+               if key not in TRAINING_STATE or key == "target_network"}
+    trained.pop("policy_only", None)
+    try:
+        learner.load_state_dict({**learner.state_dict(), **trained, "global_step": 0})
+    except (RuntimeError, KeyError, ValueError) as error:
+        raise ValueError(f"init_from {config.init_from!r}: its policy does not fit this run's agent "
+                         f"(other network hyperparameters?): {first_line(error)}") from None
 
 
 def check_seconds(name: str, seconds: float) -> float:
@@ -410,7 +433,7 @@ Ctrl-C or SIGTERM saves a checkpoint and exits (status 128 + signal number); --r
 
 
 #: run options that are flags of their own (--num-envs N, ...), with the defaults and help of RunConfig
-RUN_FLAGS = ("num_envs", "device", "total_steps", "seed", "logdir")
+RUN_FLAGS = ("num_envs", "device", "total_steps", "seed", "logdir", "init_from")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
