@@ -44,6 +44,22 @@ def test_export_result_writes_a_loadable_policy_and_its_figures(tmp_path):
     assert ratio == pytest.approx(figures["greedy"], rel=1e-9)
 
 
+def test_export_result_records_the_stages_of_a_curriculum(tmp_path):
+    """A run started from another's policy (init_from) ships the earlier stage's env options and steps, and
+    counts them in env_steps."""
+    options = {"num_envs": 4, "total_steps": 4 * 16, "hyperparameters": {"num_steps": 16}, "logdir": tmp_path,
+               "progress": False}
+    small = {"n_qubits": 3, "max_steps": 16, "hadamard": True}
+    first = train("physrl/QubitErrorCorrection-v0", "deep-pg", env_kwargs={**small, "noise": "bitflip"}, **options)
+    second = train("physrl/QubitErrorCorrection-v0", "deep-pg", env_kwargs={**small, "noise": "dephasing"},
+                   init_from=str(first), **{**options, "total_steps": 8 * 16})
+    result = export_result(second, tmp_path / "qec" / "staged.pt", command="physrl train ...", num_envs=8)
+    assert result["env_kwargs"]["noise"] == "dephasing" and result["env_steps"] == 4 * 16 + 8 * 16
+    [stage] = result["curriculum"]
+    assert stage["env_kwargs"] == {**small, "noise": "bitflip"} and stage["env_steps"] == 4 * 16
+    assert stage["hyperparameters"]["num_steps"] == 16 and stage["seed"] == 0 and stage["num_envs"] == 4
+
+
 def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
     """Under collective dephasing the greedy teacher encodes into states with equal numbers of 1s and then
     idles: R_Q stays constant (T_eff/T_dec in the thousands, error 0 as no episode measures)."""

@@ -80,8 +80,22 @@ def export_result(run_dir: str | Path, path: str | Path, command: str, num_envs:
         "seed": config["seed"], "env_steps": int(checkpoint["global_step"]), "command": command, "commit": commit,
         "torch": torch.__version__,
     }
+    stages = curriculum(config)
+    if stages:
+        result["curriculum"] = stages
+        result["env_steps"] += sum(stage["env_steps"] for stage in stages)
     path.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
     return result
+
+
+def curriculum(config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The earlier stages of a run started with ``init_from`` (a checkpoint's ``config``), first stage first:
+    the env options, hyperparameters, seed and env steps of each (``env_steps`` of a result counts them all)."""
+    if not config.get("init_from"):
+        return []
+    earlier = load_checkpoint(config["init_from"])
+    stage = {key: earlier["config"][key] for key in ("env_kwargs", "hyperparameters", "seed", "num_envs")}
+    return [*curriculum(earlier["config"]), {**stage, "env_steps": int(earlier["global_step"])}]
 
 
 def compared_policies(teacher: str | Path, code: str = "bitflip") -> dict[str, tuple[dict[str, Any], Callable]]:
