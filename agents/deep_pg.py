@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium import spaces
 from torch import nn
@@ -14,6 +16,7 @@ from physrl.agents.base import Agent, with_seed
 from physrl.agents.distributed import average_gradients
 from physrl.agents.hyperparameters import Hyperparameters, param
 from physrl.agents.networks import NETWORKS, build_head, build_network
+from physrl.agents.novelty import SimHashCounts
 from physrl.agents.rollout import Batch, gae, masked_mean
 from physrl.agents.schedules import linear_schedule
 from physrl.envs.core import VectorEnv
@@ -48,6 +51,9 @@ class DeepPGConfig(Hyperparameters):
     ent_coef_final: float | None = param(None, "ent_coef at the end of its linear schedule, >= 0")
     ent_anneal_steps: int | None = param(None, "env steps of the entropy schedule (default: lr_anneal_steps)")
     action_mask: bool = param(False, "never sample actions the env's action_mask rules out (Discrete)")
+    novelty_coef: float = param(0.0, "weight β of a count-based exploration bonus β/√n on each step's reward, >= 0 "
+                                     "(0: none; Box observations)")
+    novelty_bits: int = param(16, "bits k of the SimHash that counts visits for the bonus, in [1, 24]")
     average_start: int | None = param(None, "env step from which act() uses the running average of the actor")
 
     def __post_init__(self) -> None:
@@ -62,6 +68,8 @@ class DeepPGConfig(Hyperparameters):
         check_int("update_epochs", self.update_epochs, 1)
         check_int("num_minibatches", self.num_minibatches, 1)
         check_float("ent_coef", self.ent_coef, 0.0)
+        check_float("novelty_coef", self.novelty_coef, 0.0)
+        check_int("novelty_bits", self.novelty_bits, 1, 24)
         check_float("vf_coef", self.vf_coef, 0.0)
         if self.max_grad_norm is not None:
             check_float("max_grad_norm", self.max_grad_norm, 0.0, low_open=True)
@@ -135,6 +143,12 @@ class DeepPolicyGradient(Agent):
     in the update alike), so the policy spends no exploration on moves it can see are useless or
     fatal. ``physrl/QubitErrorCorrection-v0`` with ``obs_mode="pairs"`` provides the mask: no
     measurement of a qubit that carries the logical state.
+
+    ``novelty_coef`` β > 0 (Box observations) adds a count-based exploration bonus β/√n(φ(s')) to every
+    step's reward in the update (not to the logged returns), n the visits so far of the SimHash code
+    φ (``novelty_bits`` bits) of the observation reached (:mod:`physrl.agents.novelty`; Tang et al.,
+    NeurIPS 2017): where the reward gives no gradient towards an unseen kind of state, the bonus does.
+    Each rank counts its own visits.
     """
 
     config_class = DeepPGConfig
@@ -169,6 +183,11 @@ class DeepPolicyGradient(Agent):
         self.average_actor = copy.deepcopy(actor) if hp.average_start is not None else None
         self.averaged = 0  # iterations in the average (``average_start``)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=hp.learning_rate, eps=1e-5)
+        self.novelty = None
+        if hp.novelty_coef > 0:
+            if not isinstance(obs_space, spaces.Box):
+                raise ValueError(f"novelty_coef > 0 needs a Box observation space, got {obs_space}")
+            self.novelty = SimHashCounts(int(np.prod(obs_space.shape)), hp.novelty_bits, self.seed, self.device)
 
     def _scheduled(self, start: str, final: str, steps: str) -> float:
         """Hyperparameter ``start`` moved linearly to ``final`` over ``steps`` env steps, at ``global_step``."""
@@ -235,6 +254,10 @@ class DeepPolicyGradient(Agent):
         self._cap_log_std(ceiling)
         batch = self.rollout.collect(hp.num_steps, self._explore)
         self.global_step += batch.rewards.numel() * self.world_size
+        if self.novelty is not None:
+            steps = batch.rewards.shape
+            bonus = self.novelty.bonus(batch.next_obs.reshape(steps.numel(), -1), hp.novelty_coef).view(steps)
+            batch = dataclasses.replace(batch, rewards=batch.rewards + bonus)
         adv, targets, mask = self.advantages(batch)
         obs = batch.obs.flatten(0, 1)
         action = batch.extras["action"].flatten(0, 1)
@@ -268,6 +291,9 @@ class DeepPolicyGradient(Agent):
                 logged["losses/explained_variance"] = explained
         if hp.ent_coef_final is not None:
             logged["charts/ent_coef"] = ent_coef
+        if self.novelty is not None:
+            logged["charts/novelty_bonus"] = float(bonus.mean())
+            logged["charts/novelty_codes_seen"] = int((self.novelty.counts > 0).sum())
         return {**batch.episode_stats(), **logged}
 
     def _update_average(self) -> None:
@@ -314,6 +340,8 @@ class DeepPolicyGradient(Agent):
         state = {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict()}
         if self.average_actor is not None:
             state.update(average_actor=self.average_actor.state_dict(), averaged=self.averaged)
+        if self.novelty is not None:
+            state["novelty"] = self.novelty.state_dict()
         return state
 
     def _load_state(self, state: dict[str, Any]) -> None:
@@ -322,6 +350,8 @@ class DeepPolicyGradient(Agent):
         if self.average_actor is not None:
             self.average_actor.load_state_dict(state["average_actor"])
             self.averaged = int(state["averaged"])
+        if self.novelty is not None and "novelty" in state:
+            self.novelty.load_state_dict(state["novelty"])
 
 
 def complete_schedule(config: DeepPGConfig, final: str, steps: str) -> int | None:

@@ -168,7 +168,7 @@ def restore_agent(checkpoint: dict[str, Any], device: torch.device | str) -> Any
 
 
 #: parts of an agent's state that only training needs (dropped by :func:`export_policy`)
-TRAINING_STATE = ("optimizer", "rollout", "generator", "buffer", "ranks", "target_network")
+TRAINING_STATE = ("optimizer", "rollout", "generator", "buffer", "ranks", "target_network", "novelty")
 
 
 def export_policy(checkpoint_path: str | os.PathLike, out: str | os.PathLike) -> Path:
