@@ -15,6 +15,7 @@ from physrl.agents.reference.maze import (MazeOptimalPolicy, bfs_distances, maze
 from physrl.agents.reference.uniform import random_policy
 from physrl.agents.reference.walker import random_walker_optimum, walker_target_optimum, walker_target_optimum_policy
 from physrl.agents.networks import ActionMapNet, GaussianHead, ValuePropagationNet, build_network
+from physrl.agents.novelty import SimHashCounts
 from physrl.agents.rollout import Rollout, discounted_returns, gae, play_episodes
 from physrl.envs.maze import MOVES, MazeLayout
 
@@ -219,6 +220,48 @@ def test_ent_coef_final_moves_the_entropy_coefficient_on_a_schedule():
         make_agent(ent_coef_final=0.0)
 
 
+def test_simhash_counts_pay_one_over_the_square_root_of_the_visits():
+    """β/√n with n the visits of the observation's SimHash code, this batch's included: a repeated observation
+    pays β, β/√2, β/√3; a tiny change keeps the code, a distant observation gets its own."""
+    counts = SimHashCounts(dim=6, bits=12, seed=0, device=torch.device("cpu"))
+    state = torch.tensor([[0.5, -0.3, 0.8, 0.0, 0.1, -0.9]])
+    assert counts.bonus(state, 0.3).tolist() == pytest.approx([0.3])
+    assert counts.bonus(torch.cat([state, state + 1e-6]), 0.3).tolist() == pytest.approx([0.3 / 3**0.5] * 2)
+    assert counts.bonus(-state, 0.3).tolist() == pytest.approx([0.3])  # the opposite signs: every bit flips
+    assert int(counts.counts.sum()) == 4 and int((counts.counts > 0).sum()) == 2
+    again = SimHashCounts(dim=6, bits=12, seed=0, device=torch.device("cpu"))
+    again.load_state_dict(counts.state_dict())
+    assert again.bonus(state, 1.0).tolist() == pytest.approx([0.5])
+    with pytest.raises(ValueError, match="novelty counts of shape"):
+        SimHashCounts(dim=6, bits=8, seed=0, device=torch.device("cpu")).load_state_dict(counts.state_dict())
+
+
+def test_novelty_bonus_enters_the_update_not_the_logged_returns_and_resumes_exactly():
+    """deep-pg with novelty_coef: the bonus is logged and changes the update, the episodes' returns are the
+    env's (the same as without a bonus, where the policy is the same before its first update) and the counts
+    resume exactly. A Discrete observation space is refused."""
+    def make(**options) -> DeepPolicyGradient:
+        envs = gym.make_vec("physrl/QubitErrorCorrection-v0", num_envs=4, max_steps=8)
+        return DeepPolicyGradient(envs, seed=1, num_steps=8, **options)
+
+    plain, curious = make(), make(novelty_coef=0.5, novelty_bits=8)
+    first_plain, first_curious = plain.learn_iteration(), curious.learn_iteration()
+    assert first_curious["episodic_return"] == first_plain["episodic_return"]
+    assert 0 < first_curious["charts/novelty_bonus"] <= 0.5 and first_curious["charts/novelty_codes_seen"] >= 1
+    assert "charts/novelty_bonus" not in first_plain
+    assert int(curious.novelty.counts.sum()) == 32
+    assert any(not torch.equal(a, b) for a, b in zip(plain.model.parameters(), curious.model.parameters()))
+    saved = io.BytesIO()
+    torch.save(curious.state_dict(), saved)
+    expected = curious.learn_iteration()
+    resumed = make(novelty_coef=0.5, novelty_bits=8)
+    saved.seek(0)
+    resumed.load_state_dict(torch.load(saved, weights_only=True))
+    assert resumed.learn_iteration() == expected and torch.equal(resumed.novelty.counts, curious.novelty.counts)
+    with pytest.raises(ValueError, match="novelty_coef > 0 needs a Box observation space"):
+        DeepPolicyGradient(gym.make_vec("physrl/RandomWalker-v0", num_envs=2), novelty_coef=0.1)
+
+
 @pytest.mark.parametrize("kwargs, error, word", [
     (dict(learning_rate=0.0), ValueError, "learning_rate"),
     (dict(learning_rate="fast"), TypeError, "learning_rate"),
@@ -238,6 +281,8 @@ def test_ent_coef_final_moves_the_entropy_coefficient_on_a_schedule():
     (dict(ent_coef_final=-0.1, lr_anneal_steps=100), ValueError, "ent_coef_final"),
     (dict(ent_anneal_steps=100), ValueError, "ent_anneal_steps"),
     (dict(ent_coef_final=0.0, ent_anneal_steps=0), ValueError, "ent_anneal_steps"),
+    (dict(novelty_coef=-0.1), ValueError, "novelty_coef"),
+    (dict(novelty_bits=25), ValueError, "novelty_bits"),
 ])
 def test_bad_hyperparameters_name_the_argument(kwargs, error, word):
     envs = gym.make_vec("physrl/TreasureMaze-v0", num_envs=2, size=7, n_chests=3, max_steps=10)
