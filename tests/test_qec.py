@@ -468,6 +468,30 @@ def test_hadamard_path_keeps_the_channel_in_pair_form_in_its_clifford_frame(nois
     assert not QubitErrorCorrectionVectorEnv(num_envs=1, noise="correlated", hadamard=True).core.framed
 
 
+def test_under_dephasing_the_passive_phase_flip_code_is_five_unrewarded_gates_away():
+    """Dephasing with Hadamards, no measurement (deterministic): idle keeps R_Q = e^(−2t/T_dec) and returns
+    200 + (R_Q(200) − 1)·T_dec/2 (Eq. (6) telescopes); h(1), h(2), h(0), cnot(1,0), cnot(2,0) encode
+    a|+++⟩ + b|−−−⟩ with every reward equal to idle's until the last gate, then ≈ 1 per step (return 131.6
+    against 29.9). Encoding as for bit flips first pays ≈ −1 and −2 per step (the logical phase
+    dephases 2×, 3× as fast) and each Hadamard on a data qubit then lifts the reward by ≈ 1."""
+    def play(gates: list[str]) -> tuple[list[float], float]:
+        envs = QubitErrorCorrectionVectorEnv(num_envs=1, noise="dephasing", hadamard=True)
+        envs.reset(seed=0)
+        rewards = [float(envs.step(torch.tensor([envs.core.action_index(gates[t] if t < len(gates) else "idle")]))[1])
+                   for t in range(200)]
+        return rewards, float(envs.core.recoverable[0])
+
+    idle, idle_final = play([])
+    assert idle_final == pytest.approx(math.exp(-2 * 200 / 1200), abs=1e-12)
+    assert sum(idle) == pytest.approx(200 + (idle_final - 1) * 600, abs=1e-3)
+    phase_code, phase_final = play(["h(1)", "h(2)", "h(0)", "cnot(1,0)", "cnot(2,0)"])
+    assert phase_code[:5] == pytest.approx(idle[:5], abs=1e-6)
+    assert phase_code[5] > 0.97
+    assert sum(phase_code) > 130 and sum(idle) < 30 and phase_final > 0.88
+    bit_flip_order, _ = play(["cnot(0,1)", "cnot(0,2)", "h(0)", "h(1)", "h(2)"])
+    assert bit_flip_order[1:6] == pytest.approx([-1.0, -2.0, -1.0, 0.0, 1.0], abs=0.03)
+
+
 def test_pauli_view_holds_the_channel_matrices_in_the_pauli_basis():
     """obs_mode="pauli": Tr(P ρ) for ρ₀, δρx, δρy, δρz and the 4ⁿ Pauli strings, from which the matrices
     follow as Σ_P Tr(Pρ) P / 2ⁿ; at reset δρx is X on qubit 0 times |0⟩⟨0| (the Z strings) on the others."""
