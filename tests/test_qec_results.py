@@ -60,6 +60,25 @@ def test_export_result_records_the_stages_of_a_curriculum(tmp_path):
     assert stage["hyperparameters"]["num_steps"] == 16 and stage["seed"] == 0 and stage["num_envs"] == 4
 
 
+def test_shipped_dephasing_teacher_found_the_phase_flip_encoding():
+    """Under dephasing with Hadamards the greedy teacher (trained with the count-based bonus) puts two clean
+    qubits in |+⟩, copies the logical qubit's X-basis state onto them with cnot(k, 0) and then only flips
+    qubit 0 (R_Q-neutral): the passive phase-flip code, R_Q(200) as that code's 0.886 in every episode (no
+    measurement: deterministic), T_eff/T_dec re-derived exactly from 64 episodes."""
+    result = json.loads((RESULTS / "teacher_dephasing.json").read_text())
+    assert result["env_kwargs"]["noise"] == "dephasing" and result["env_kwargs"]["hadamard"] is True
+    assert result["hyperparameters"]["novelty_coef"] > 0 and result["env_steps"] > 0
+    policy = load_policy(RESULTS / "teacher_dephasing.pt", deterministic=True)
+    ratio, error = effective_lifetime(result["env_kwargs"], lambda envs: policy, num_envs=64, seed=0)
+    assert ratio == pytest.approx(result["t_eff_over_t_dec"]["greedy"], rel=1e-9) and error < 1e-9
+    assert 2.5 < ratio < 3.5
+    circuit = result["greedy_circuit"]
+    hadamards = {int(name[2]) for name in circuit[:8] if name.startswith("h(")}
+    copies = {int(name[5]) for name in circuit[:8] if name.startswith("cnot(") and name.endswith(",0)")}
+    assert len(hadamards) == 2 and hadamards == copies and 0 not in hadamards
+    assert not any(name.startswith("measure") for name in circuit)
+
+
 def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
     """Under collective dephasing the greedy teacher encodes into states with equal numbers of 1s and then
     idles: R_Q stays constant (T_eff/T_dec in the thousands, error 0 as no episode measures)."""
@@ -78,7 +97,8 @@ def test_shipped_correlated_noise_teacher_found_a_decoherence_free_encoding():
     ("lifetimes_steady_seed1", {"teacher_greedy"}),
     ("lifetimes_seed2", {"teacher_greedy"}),
     ("lifetimes_steady_seed2", {"teacher_greedy"}),
-    ("lifetimes_reduced", {"teacher_greedy", "hand_written"})])
+    ("lifetimes_reduced", {"teacher_greedy", "hand_written"}),
+    ("lifetimes_dephasing", {"teacher_greedy", "hand_written"})])
 def test_lifetime_comparison_re_derives_its_figures(name, re_derived):
     """results/qec/lifetimes*.json: a teacher and the repetition code on disjoint seed blocks. The mean and its
     error follow from the per-seed figures; the first eighth of seed 1's episodes re-derives seed 1's figure
@@ -101,7 +121,8 @@ def test_lifetime_comparison_re_derives_its_figures(name, re_derived):
         eighth = estimator["num_envs"] // 8  # seed 8 of blocks of num_envs/8 = the first eighth of seed 1
         ratio, error = effective_lifetime(options, factory, num_envs=eighth, seed=8, steps=estimator["steps"],
                                           fit_from=estimator["fit_from"])
-        assert abs(ratio - measured["figures"][1]) < 3 * error, (policy_name, ratio, error, measured["figures"][1])
+        # (+ 1e-9: a policy that never measures has the same R_Q in every episode, and no spread)
+        assert abs(ratio - measured["figures"][1]) < 3 * error + 1e-9, (policy_name, ratio, error, measured["figures"][1])
 
 
 def test_compare_refuses_an_unknown_policy_name(tmp_path):
