@@ -329,7 +329,7 @@ def test_a_qec_curriculum_moves_a_policy_from_bit_flips_to_dephasing(tmp_path):
     qec = "physrl/QubitErrorCorrection-v0"
     options = {"num_envs": 4, "total_steps": 200, "hyperparameters": {"num_steps": 25}, "progress": False}
     first = train(qec, "deep-pg", env_kwargs={"noise": "bitflip", "hadamard": True}, logdir=tmp_path / "a", **options)
-    second = train(qec, "deep-pg", env_kwargs={"noise": "dephasing", "hadamard": True}, init_from=str(first),
+    second = train(qec, "deep-pg", env_kwargs={"noise": "dephasing", "hadamard": True}, init_from=first,  # a Path
                    logdir=tmp_path / "b", **options)
     record = json.loads((second / "config.json").read_text())
     assert record["init_from"] == str(first) and record["env_kwargs"] == {"noise": "dephasing", "hadamard": True}

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -68,8 +69,10 @@ class RunConfig:
         self.total_steps = check_int("total_steps", self.total_steps, 1)
         self.device = str(check_device(self.device))
         self.logdir = str(self.logdir)
+        if isinstance(self.init_from, os.PathLike):
+            self.init_from = os.fspath(self.init_from)
         if not isinstance(self.init_from, str):
-            raise TypeError(f"init_from must be a checkpoint path (a string), got {self.init_from!r}")
+            raise TypeError(f"init_from must be a checkpoint path (a string or path), got {self.init_from!r}")
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> RunConfig:
