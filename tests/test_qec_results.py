@@ -53,7 +53,7 @@ def test_export_result_records_the_stages_of_a_curriculum(tmp_path):
     first = train("physrl/QubitErrorCorrection-v0", "deep-pg", env_kwargs={**small, "noise": "bitflip"}, **options)
     second = train("physrl/QubitErrorCorrection-v0", "deep-pg", env_kwargs={**small, "noise": "dephasing"},
                    init_from=str(first), **{**options, "total_steps": 8 * 16})
-    result = export_result(second, tmp_path / "qec" / "staged.pt", command="physrl train ...", num_envs=8)
+    result = export_result(second, tmp_path / "qec" / "staged.pt", command="physrl train ...", num_envs=32)
     assert result["env_kwargs"]["noise"] == "dephasing" and result["env_steps"] == 4 * 16 + 8 * 16
     [stage] = result["curriculum"]
     assert stage["env_kwargs"] == {**small, "noise": "bitflip"} and stage["env_steps"] == 4 * 16
