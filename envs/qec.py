@@ -192,8 +192,8 @@ class QubitCore(BatchCore):
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """The channel (``pairs`` and ``shift`` in pair form, else ``dense``, and its Clifford ``frame``), the last R_Q and its
-        minimiser, the last action and outcomes, the episode's record and the recent actions."""
+        """The channel (``pairs`` and ``shift`` in pair form, else ``dense``, and its Clifford ``frame``), the
+        last R_Q and its minimiser, the last action and outcomes, the episode's record and the recent actions."""
         channel = ("pairs", "shift") if self.pair_form else ("dense", "frame") if self.framed else ("dense",)
         return (*channel, "recoverable", "direction", "last_action", "last_outcome", "history", "recent")
 

@@ -445,8 +445,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", metavar="NAME", help=RUN_FIELDS["agent"].metadata["help"])
     for name in RUN_FLAGS:
         field = RUN_FIELDS[name]
+        metavar = "PATH" if name == "init_from" else name.split("_")[-1].upper()
         parser.add_argument("--" + name.replace("_", "-"), type=int if field.type == "int" else str,
-                            metavar="PATH" if name == "init_from" else name.split("_")[-1].upper(), help=f"{field.metadata['help']} (default {field.default})")
+                            metavar=metavar, help=f"{field.metadata['help']} (default {field.default})")
     parser.add_argument("--config", metavar="FILE", help="YAML or TOML file with run options and hyperparameters")
     parser.add_argument("--resume", metavar="PATH", help="checkpoint.pt or run folder to continue")
     parser.add_argument("--env-kwargs", metavar="JSON", help='env options as a JSON object, e.g. \'{"size": 7}\'')

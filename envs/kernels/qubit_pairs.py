@@ -161,15 +161,17 @@ def _gate(n: int, kind: str, j: int, k: int = -1) -> torch.Tensor:
         return eye[K.cnot_permutation(n, j, k)]
     if kind == "h":
         return K.one_qubit_left(eye, K.hadamard_matrix(), n, j)
-    bit = (torch.arange(2**n)[:, None] >> torch.tensor([n - 1 - j, n - 1 - k])) & 1
-    phase = torch.where(bit[:, 0] == 1, 1j, 1.0) if kind == "s" else 1.0 - 2.0 * bit[:, 0] * bit[:, 1]
+    index = torch.arange(2**n)
+    bit_j = K._bit(index, n, j)
+    phase = torch.where(bit_j == 1, 1j, 1.0) if kind == "s" else 1.0 - 2.0 * bit_j * K._bit(index, n, k)
     return torch.diag(phase.to(torch.complex128))
 
 
 def measurement_frame_change(pauli: torch.Tensor, n: int) -> torch.Tensor | None:
-    """A Clifford W (d, d) with W P W† = ±Z_j and W Z_k Z_j^{x_k} W† = Z_k for k ∉ {0, j}, for a Pauli P ∝ X^x Z^z (d, d) (a measured
-    Z_q seen in the frame) that anticommutes with some reference stabiliser Z_j, j ≥ 1 (the highest such j);
-    None where it commutes with all of them (a stabiliser or a logical operator: the projection keeps pairs).
+    """A Clifford W (d, d) with W P W† = ±Z_j and W Z_k Z_j^{x_k} W† = Z_k for k ∉ {0, j}, for a Pauli
+    P ∝ X^x Z^z (d, d) (a measured Z_q seen in the frame) that anticommutes with some reference stabiliser
+    Z_j, j ≥ 1 (the highest such j); None where it commutes with all of them (a stabiliser or a logical
+    operator: the projection keeps pairs).
 
     After the measurement the state's stabilisers are ±P and Z_k Z_j^{x_k}, which W maps back to the
     reference ones, so W ρ' W† is in pair form again (the frame becomes U W†). Gates: CNOT(j → k) clears
@@ -195,7 +197,7 @@ def measurement_frame_change(pauli: torch.Tensor, n: int) -> torch.Tensor | None
 def frame_after_measurement(frame: torch.Tensor, n: int, q: int) -> torch.Tensor:
     """The Clifford frames (B, d, d) after a Z_q measurement (either outcome): U W† where W is
     :func:`measurement_frame_change` of U† Z_q U, unchanged where that is None."""
-    sign = 1.0 - 2.0 * ((torch.arange(2**n, device=frame.device) >> (n - 1 - q)) & 1).to(frame.dtype)
+    sign = 1.0 - 2.0 * K._bit(torch.arange(2**n, device=frame.device), n, q).to(frame.dtype)
     paulis = (frame.mH * sign) @ frame
     x, _ = pauli_parts(paulis)
     out = frame.clone()

@@ -89,7 +89,8 @@ def permute(rho: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
 
 
 def permute_rows(matrix: torch.Tensor, perm: torch.Tensor) -> torch.Tensor:
-    """U M for the permutation unitary of :func:`permute` (one gate per batch element: ``perm`` (B, d), ``matrix`` (B, d, d))."""
+    """U M for the permutation unitary of :func:`permute`, one gate per batch element (``perm`` (B, d),
+    ``matrix`` (B, d, d))."""
     return matrix.gather(-2, perm[:, :, None].expand(matrix.shape))
 
 
